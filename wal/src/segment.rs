@@ -1,0 +1,312 @@
+//! One segment file: a fixed-size file, fully allocated, mapped whole.
+//!
+//! Invariants:
+//! - A segment file never shrinks while mapped; it is created at its final size
+//!   with its blocks reserved, and only ever renamed (recycled) or unlinked.
+//! - Bytes are written only into ranges reserved by the writer that owns them
+//!   (see `Wal::reserve`), and a published frame is never written again while
+//!   the segment is live, so readers may hold slices of it.
+//! - `synced_to` only grows, and everything below it is durable.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::error::{Result, WalError};
+use crate::format::{
+    FRAME_HEADER_LEN, FrameHeader, KIND_SEAL, SEAL_FRAME_LEN, SEGMENT_HEADER_LEN, SegmentHeader,
+};
+use crate::fs_util::{reserve_blocks, sync_dir};
+use crate::options::SegmentInit;
+use crate::slot_index::SlotIndex;
+
+/// The file name of the segment with sequence number `seq`.
+pub(crate) fn segment_file_name(seq: u64) -> String {
+    format!("seg-{seq:020}.wal")
+}
+
+/// The sequence number in a segment file name, if it is one.
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
+    name.strip_prefix("seg-")?
+        .strip_suffix(".wal")?
+        .parse()
+        .ok()
+}
+
+/// A prepared segment file that holds no live records: created ahead of need,
+/// or retired and kept for reuse.
+pub(crate) struct Spare {
+    pub(crate) path: PathBuf,
+    pub(crate) map: MmapRaw,
+    pub(crate) seq: u64,
+}
+
+impl Spare {
+    /// Creates `seg-<seq>.wal` of `len` bytes: reserved, optionally zero-filled
+    /// through its mapping, synced, then renamed into place and the directory synced.
+    pub(crate) fn create(dir: &Path, seq: u64, len: u64, init: SegmentInit) -> Result<Spare> {
+        let path = dir.join(segment_file_name(seq));
+        let tmp = path.with_extension("wal.tmp");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| WalError::io("create segment", &tmp, e))?;
+        let prepared = prepare(&file, &tmp, len, init);
+        if let Err(e) = prepared {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let map = prepared?;
+        std::fs::rename(&tmp, &path).map_err(|e| WalError::io("rename segment", &tmp, e))?;
+        sync_dir(dir)?;
+        Ok(Spare { path, map, seq })
+    }
+
+    /// Renames this spare to carry `seq` (the caller syncs the directory).
+    pub(crate) fn renumber(mut self, dir: &Path, seq: u64) -> Result<Spare> {
+        let path = dir.join(segment_file_name(seq));
+        std::fs::rename(&self.path, &path)
+            .map_err(|e| WalError::io("rename segment", &self.path, e))?;
+        self.path = path;
+        self.seq = seq;
+        Ok(self)
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+}
+
+fn prepare(file: &File, path: &Path, len: u64, init: SegmentInit) -> Result<MmapRaw> {
+    reserve_blocks(file, len).map_err(|e| WalError::io("reserve blocks for segment", path, e))?;
+    let map = MmapOptions::new()
+        .len(len as usize)
+        .map_raw(file)
+        .map_err(|e| WalError::io("map segment", path, e))?;
+    if init == SegmentInit::ZeroFill {
+        // SAFETY: the mapping is `len` bytes long, private to this function (the
+        // file is a fresh temporary no one else has), and writable.
+        unsafe { std::ptr::write_bytes(map.as_mut_ptr(), 0, len as usize) };
+        map.flush()
+            .map_err(|e| WalError::io("sync zero-filled segment", path, e))?;
+    }
+    file.sync_all()
+        .map_err(|e| WalError::io("sync segment", path, e))?;
+    Ok(map)
+}
+
+/// Maps an existing segment file whole, writable or read-only.
+pub(crate) fn map_existing(path: &Path, writable: bool) -> Result<MmapRaw> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .open(path)
+        .map_err(|e| WalError::io("open segment", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| WalError::io("stat segment", path, e))?
+        .len();
+    if len < SEGMENT_HEADER_LEN + SEAL_FRAME_LEN {
+        return Err(WalError::NotAWal {
+            path: path.to_path_buf(),
+            reason: format!("{len} bytes is too short for a segment"),
+        });
+    }
+    let mut opts = MmapOptions::new();
+    opts.len(len as usize);
+    let map = if writable {
+        opts.map_raw(&file)
+    } else {
+        opts.map_raw_read_only(&file)
+    };
+    map.map_err(|e| WalError::io("map segment", path, e))
+}
+
+/// A live segment: its header, its mapping and its index.
+pub(crate) struct Segment {
+    pub(crate) path: PathBuf,
+    map: MmapRaw,
+    pub(crate) header: SegmentHeader,
+    pub(crate) salt: u32,
+    pub(crate) index: SlotIndex,
+    synced_to: AtomicU64,
+    end_lsn: AtomicU64,
+    sealed_end: AtomicU64,
+    sealed_at: AtomicU64,
+}
+
+impl Segment {
+    fn new(path: PathBuf, map: MmapRaw, header: SegmentHeader) -> Segment {
+        let capacity = (map.len() as u64 - SEGMENT_HEADER_LEN) / FRAME_HEADER_LEN as u64;
+        Segment {
+            path,
+            salt: header.salt(),
+            index: SlotIndex::with_capacity(capacity as usize + 1),
+            map,
+            header,
+            synced_to: AtomicU64::new(0),
+            end_lsn: AtomicU64::new(u64::MAX),
+            sealed_end: AtomicU64::new(0),
+            sealed_at: AtomicU64::new(0),
+        }
+    }
+
+    /// Turns a spare into the live segment that starts at `base_lsn` by writing
+    /// its header. The header is durable with the segment's first sync.
+    pub(crate) fn activate(spare: Spare, log_id: u64, base_lsn: u64, now_nanos: u64) -> Segment {
+        let header = SegmentHeader {
+            version: crate::format::FORMAT_VERSION,
+            tag: rand::random::<u32>() | 1,
+            log_id,
+            seq: spare.seq,
+            base_lsn,
+            created_unix_nanos: now_nanos,
+            segment_len: spare.len(),
+        };
+        let seg = Segment::new(spare.path, spare.map, header);
+        // SAFETY: a spare belongs to no one else, and the header range lies inside the mapping.
+        unsafe { seg.write_at(0, &header.encode()) };
+        seg
+    }
+
+    /// Wraps a recovered segment whose header decoded.
+    pub(crate) fn recovered(path: PathBuf, map: MmapRaw, header: SegmentHeader) -> Segment {
+        Segment::new(path, map, header)
+    }
+
+    /// Length of the segment file.
+    pub(crate) fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Copies `bytes` into the mapping at `off`.
+    ///
+    /// # Safety
+    /// The caller owns `off..off + bytes.len()` exclusively (it reserved it, or
+    /// holds the segment alone), no reader has been handed that range, and the
+    /// mapping is writable. Bounds are checked here.
+    pub(crate) unsafe fn write_at(&self, off: u64, bytes: &[u8]) {
+        let end = off as usize + bytes.len();
+        assert!(end <= self.map.len(), "write beyond segment end");
+        // SAFETY: in bounds (checked above); exclusive ownership of the range is the caller's contract.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.map.as_mut_ptr().add(off as usize),
+                bytes.len(),
+            )
+        };
+    }
+
+    /// The bytes at `off..off + len`, or `None` when out of bounds.
+    ///
+    /// Only call for ranges that no one writes any more: published frames, or any
+    /// range while recovery holds the segment alone.
+    pub(crate) fn bytes(&self, off: u64, len: u64) -> Option<&[u8]> {
+        let end = off.checked_add(len)?;
+        if end > self.len() {
+            return None;
+        }
+        // SAFETY: in bounds (checked above); by this function's contract nobody
+        // writes the range while the returned borrow of `self` lives.
+        Some(unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().add(off as usize), len as usize)
+        })
+    }
+
+    /// The frame header at `off`, its raw bytes and its claimed payload, if the
+    /// claimed extent lies inside the segment. Nothing is verified.
+    pub(crate) fn frame_at(
+        &self,
+        off: u64,
+    ) -> Option<(FrameHeader, &[u8; FRAME_HEADER_LEN], &[u8])> {
+        let raw: &[u8; FRAME_HEADER_LEN] =
+            self.bytes(off, FRAME_HEADER_LEN as u64)?.try_into().ok()?;
+        let h = FrameHeader::decode(raw);
+        let payload = self.bytes(off + FRAME_HEADER_LEN as u64, u64::from(h.len))?;
+        Some((h, raw, payload))
+    }
+
+    /// The frame at `off` if it verifies as a frame of this segment incarnation.
+    pub(crate) fn valid_frame_at(&self, off: u64) -> Option<(FrameHeader, &[u8])> {
+        let (h, raw, payload) = self.frame_at(off)?;
+        (h.tag == self.header.tag && h.verify(self.salt, raw, payload)).then_some((h, payload))
+    }
+
+    /// Writes the seal frame at `off`: the segment ends there and the next one
+    /// starts at `next_lsn`. Called with the reservation lock held.
+    pub(crate) fn seal(&self, off: u64, next_lsn: u64, durable: u64, now_nanos: u64) {
+        let payload = now_nanos.to_le_bytes();
+        let h = FrameHeader {
+            crc: 0,
+            len: payload.len() as u32,
+            lsn: next_lsn,
+            tag: self.header.tag,
+            hint_delta: u32::try_from(next_lsn.saturating_sub(durable)).unwrap_or(u32::MAX),
+            batch_left: 0,
+            kind: KIND_SEAL,
+            flags: 0,
+        };
+        let raw = h.encode(self.salt, &payload);
+        // SAFETY: the caller holds the reservation lock and `off` is the reservation
+        // end, so this range belongs to no writer; reservations keep room for a seal.
+        unsafe {
+            self.write_at(off, &raw);
+            self.write_at(off + FRAME_HEADER_LEN as u64, &payload);
+        }
+        self.mark_sealed(off + SEAL_FRAME_LEN, next_lsn, now_nanos);
+    }
+
+    /// Records that the segment ends at byte `end` and LSN `end_lsn` (exclusive).
+    pub(crate) fn mark_sealed(&self, end: u64, end_lsn: u64, at_nanos: u64) {
+        self.sealed_at.store(at_nanos, Ordering::Release);
+        self.sealed_end.store(end, Ordering::Release);
+        self.end_lsn.store(end_lsn, Ordering::Release);
+    }
+
+    /// First LSN past this segment once sealed; `u64::MAX` while it takes appends.
+    pub(crate) fn end_lsn(&self) -> u64 {
+        self.end_lsn.load(Ordering::Acquire)
+    }
+
+    /// Byte end of the seal frame once sealed, else `None`.
+    pub(crate) fn sealed_end(&self) -> Option<u64> {
+        match self.sealed_end.load(Ordering::Acquire) {
+            0 => None,
+            end => Some(end),
+        }
+    }
+
+    /// When the segment was sealed (unix nanos), if it is.
+    pub(crate) fn sealed_at(&self) -> Option<u64> {
+        self.sealed_end()
+            .map(|_| self.sealed_at.load(Ordering::Acquire))
+    }
+
+    /// Makes bytes up to `to` durable (msync of the range not yet synced).
+    /// Only the sync leader or recovery calls this.
+    pub(crate) fn sync_to(&self, to: u64) -> Result<()> {
+        let from = self.synced_to.load(Ordering::Acquire);
+        if to <= from {
+            return Ok(());
+        }
+        self.map
+            .flush_range(from as usize, (to - from) as usize)
+            .map_err(|e| WalError::io("sync", &self.path, e))?;
+        self.synced_to.store(to, Ordering::Release);
+        Ok(())
+    }
+
+    /// Takes the mapping back as a spare, for reuse under a new sequence number.
+    pub(crate) fn into_spare(self) -> Spare {
+        Spare {
+            path: self.path,
+            map: self.map,
+            seq: self.header.seq,
+        }
+    }
+}
