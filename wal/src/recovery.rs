@@ -195,9 +195,12 @@ fn classify_file(l: &mut Listing, seq: u64, path: PathBuf, writable: bool) -> Re
     raw.copy_from_slice(unsafe { std::slice::from_raw_parts(map.as_ptr(), n) });
     match SegmentHeader::decode(&raw) {
         Ok(h) if h.seq == seq => {
-            if h.segment_len != map.len() as u64 {
-                tracing::warn!(path = %path.display(), expected = h.segment_len, found = map.len(), "segment file was cut or grown");
-            }
+            let map = if writable && (map.len() as u64) < h.segment_len {
+                drop(map);
+                restore_length(&path, h.segment_len)?
+            } else {
+                map
+            };
             l.live.push(Segment::recovered(path, map, h));
         }
         Ok(_) | Err(HeaderProblem::Blank) => l.spares.push(Spare { path, map, seq }),
@@ -226,6 +229,21 @@ fn classify_file(l: &mut Listing, seq: u64, path: PathBuf, writable: bool) -> Re
         }
     }
     Ok(())
+}
+
+/// Gives a segment file that damage cut short its reserved length back (the
+/// missing bytes read as zeros, i.e. a torn tail), so the normal repair applies.
+fn restore_length(path: &Path, len: u64) -> Result<memmap2::MmapRaw> {
+    tracing::warn!(path = %path.display(), len, "segment file was cut short; restoring its length");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| WalError::io("open segment", path, e))?;
+    crate::fs_util::reserve_blocks(&file, len)
+        .map_err(|e| WalError::io("restore segment length", path, e))?;
+    file.sync_all()
+        .map_err(|e| WalError::io("sync segment", path, e))?;
+    map_existing(path, true)
 }
 
 /// Segments whose header does not verify: an error unless the mode drops or
@@ -465,7 +483,12 @@ fn finish_at_break(rec: &mut Recovered, seg: &Segment, off: u64, writable: bool)
         .last()
         .is_some_and(|d| d.segment == seg.path && d.offset >= off);
     if !tail_damaged {
-        rec.append_at = Some(off);
+        // Append where the log ends, unless damage cut the file short.
+        if seg.is_whole() {
+            rec.append_at = Some(off);
+        } else {
+            seg.mark_sealed(off, rec.next_lsn, crate::wal::unix_nanos());
+        }
         return;
     }
     rec.report.bytes_truncated += dropped_bytes(seg, off);
@@ -474,7 +497,7 @@ fn finish_at_break(rec: &mut Recovered, seg: &Segment, off: u64, writable: bool)
         seg.seal(off, rec.next_lsn, rec.next_lsn - 1, now);
         rec.report.repaired = true;
     } else {
-        seg.mark_sealed(off + SEAL_FRAME_LEN, rec.next_lsn, now);
+        seg.mark_sealed(off, rec.next_lsn, now);
     }
 }
 

@@ -183,6 +183,11 @@ impl Segment {
         self.map.len() as u64
     }
 
+    /// False when the file is shorter than its header says (cut by damage).
+    pub(crate) fn is_whole(&self) -> bool {
+        self.len() == self.header.segment_len
+    }
+
     /// Copies `bytes` into the mapping at `off`.
     ///
     /// # Safety
@@ -252,8 +257,13 @@ impl Segment {
             flags: 0,
         };
         let raw = h.encode(self.salt, &payload);
+        if off + SEAL_FRAME_LEN > self.len() {
+            // Only a file cut short by damage lacks room; recovery never appends to one.
+            self.mark_sealed(self.len(), next_lsn, now_nanos);
+            return;
+        }
         // SAFETY: the caller holds the reservation lock and `off` is the reservation
-        // end, so this range belongs to no writer; reservations keep room for a seal.
+        // end, so this range belongs to no writer; the bounds are checked above.
         unsafe {
             self.write_at(off, &raw);
             self.write_at(off + FRAME_HEADER_LEN as u64, &payload);
@@ -291,6 +301,7 @@ impl Segment {
     /// Only the sync leader or recovery calls this.
     pub(crate) fn sync_to(&self, to: u64) -> Result<()> {
         let from = self.synced_to.load(Ordering::Acquire);
+        let to = to.min(self.len());
         if to <= from {
             return Ok(());
         }
