@@ -20,8 +20,9 @@ pub enum ShortfallPolicy {
 /// secret, no peers.
 #[derive(Clone, Debug)]
 pub struct BlockStoreConfig {
-    /// Directory of the disk store. Block files live under `dir/blocks/`, which is emptied at
-    /// start: blocks of a previous run are unknown to the master.
+    /// Directory of the disk store. Each manager keeps its block files in its own
+    /// `dir/blockmgr-<node id>/` (as Spark does), so managers may share `dir`; that
+    /// subdirectory is deleted when the manager is dropped.
     pub dir: PathBuf,
     /// Memory store budget in bytes; the store never holds more.
     pub memory_capacity: u64,
@@ -62,7 +63,7 @@ pub struct BlockStoreConfig {
 impl Default for BlockStoreConfig {
     fn default() -> Self {
         BlockStoreConfig {
-            dir: std::env::temp_dir().join(format!("tidemark-blocks-{}", std::process::id())),
+            dir: std::env::temp_dir().join("tidemark-blocks"),
             memory_capacity: 256 << 20,
             compress: false,
             listen_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),

@@ -37,7 +37,7 @@ pub(crate) const HEADER_LEN: usize = 24;
 /// A block is written to `<name>.tmp-<n>` in the same directory and renamed into place, so a
 /// reader sees either the whole old file, the whole new one, or none. Files are not fsynced:
 /// blocks are a cache whose durability comes from replication (and the WAL), and the store is
-/// emptied at start anyway. Every read verifies length and checksum.
+/// deleted when the store is dropped. Every read verifies length and checksum.
 pub(crate) struct DiskStore {
     root: PathBuf,
     mmap_threshold: u64,
@@ -58,7 +58,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlockError + '_ {
 }
 
 impl DiskStore {
-    /// Opens the store at `root`, deleting any blocks left there by a previous run.
+    /// Opens the store at `root`, deleting anything already there: `root` belongs to this store.
     pub(crate) fn open(root: PathBuf, mmap_threshold: u64) -> Result<Self, BlockError> {
         match fs::remove_dir_all(&root) {
             Ok(()) => {}
@@ -149,6 +149,14 @@ impl DiskStore {
     }
 }
 
+impl Drop for DiskStore {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_dir_all(&self.root) {
+            tracing::warn!(root = %self.root.display(), error = %e, "cannot delete block directory");
+        }
+    }
+}
+
 struct Header {
     len: u64,
     crc: u32,
@@ -233,9 +241,13 @@ mod tests {
     fn open_clears_previous_run() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("blocks");
+        fs::create_dir_all(root.join("0a")).unwrap();
+        fs::write(root.join("0a").join("input-0-1"), b"stale").unwrap();
         let store = DiskStore::open(root.clone(), 1 << 20).unwrap();
-        store.put(&BlockId::stream(0, 1), b"x", false).unwrap();
-        let store = DiskStore::open(root, 1 << 20).unwrap();
         assert!(store.get(&BlockId::stream(0, 1)).unwrap().is_none());
+        assert!(!root.join("0a").exists());
+        store.put(&BlockId::stream(0, 1), b"x", false).unwrap();
+        drop(store);
+        assert!(!root.exists(), "dropping the store deletes its directory");
     }
 }

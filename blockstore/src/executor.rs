@@ -48,10 +48,23 @@ impl Executor {
     }
 }
 
+impl Executor {
+    /// Stops the runtime. From a plain thread this waits (up to a second) for its tasks and
+    /// blocking work to finish, so state they hold is released on return; inside another
+    /// runtime it cannot block and stops in the background.
+    pub(crate) fn shutdown(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            if Handle::try_current().is_ok() {
+                runtime.shutdown_background();
+            } else {
+                runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            }
+        }
+    }
+}
+
 impl Drop for Executor {
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.shutdown();
     }
 }

@@ -54,8 +54,8 @@ struct Inner {
 /// peers chosen by the replication policy before `put_*` returns. Reads try the local copy,
 /// then the holders the master knows of. The API is synchronous; a private tokio runtime runs
 /// the transfer service (listening on [`BlockStoreConfig::listen_addr`]), the heartbeat and
-/// the master link. Dropping the manager stops them; its disk blocks stay until the next start
-/// on the same directory.
+/// the master link. Dropping the manager stops them and deletes its disk blocks; the master
+/// learns of the departure through missed heartbeats.
 pub struct BlockManager {
     inner: Arc<Inner>,
     executor: Executor,
@@ -73,7 +73,9 @@ impl BlockManager {
     /// joins the master, registers and begins heartbeating.
     pub fn start(config: BlockStoreConfig) -> Result<BlockManager, BlockError> {
         let executor = Executor::new("tidemark-blockstore", 2)?;
-        let disk = DiskStore::open(config.dir.join("blocks"), config.memory_map_threshold)?;
+        let node_id: u64 = rand::random();
+        let disk_root = config.dir.join(format!("blockmgr-{node_id:016x}"));
+        let disk = DiskStore::open(disk_root, config.memory_map_threshold)?;
         let local = LocalStore::new(config.memory_capacity, disk, config.compress);
         let listen = config.listen_addr;
         let listener = executor
@@ -83,7 +85,7 @@ impl BlockManager {
             .local_addr()
             .map_err(|e| BlockError::Startup(format!("listener address: {e}")))?;
         let node = NodeInfo {
-            id: rand::random(),
+            id: node_id,
             addr,
             host: config.host.clone(),
             accepts_replicas: config.accept_replicas,
@@ -299,6 +301,14 @@ impl BlockManager {
     /// The memory store's budget.
     pub fn memory_capacity(&self) -> u64 {
         self.inner.local.lock().memory_capacity()
+    }
+}
+
+impl Drop for BlockManager {
+    /// Stops the runtime first, so the last reference to the node's state (and its disk
+    /// directory) goes with this handle.
+    fn drop(&mut self) {
+        self.executor.shutdown();
     }
 }
 

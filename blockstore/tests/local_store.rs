@@ -288,7 +288,7 @@ fn disk_files_live_in_hashed_subdirectories_and_are_checksummed() {
     let id = BlockId::stream(5, 9);
     bm.put_bytes(id.clone(), data(9, 10_000), StorageLevel::DISK_ONLY)
         .unwrap();
-    let files: Vec<_> = walk(&dir.path().join("blocks"));
+    let files: Vec<_> = walk(dir.path());
     assert_eq!(files.len(), 1, "{files:?}");
     let path = &files[0];
     assert_eq!(path.file_name().unwrap(), "input-5-9");
@@ -300,6 +300,10 @@ fn disk_files_live_in_hashed_subdirectories_and_are_checksummed() {
         .to_str()
         .unwrap();
     assert_eq!(sub.len(), 2, "hashed subdirectory name: {sub}");
+    let own = path.parent().unwrap().parent().unwrap();
+    assert_eq!(own.parent().unwrap(), dir.path());
+    let own_name = own.file_name().unwrap().to_str().unwrap();
+    assert!(own_name.starts_with("blockmgr-"), "{own_name}");
     let mut raw = std::fs::read(path).unwrap();
     let last = raw.len() - 1;
     raw[last] ^= 0x55;
@@ -447,5 +451,27 @@ fn deserialized_levels_keep_typed_values_and_spill_their_encoding() {
     assert_eq!(
         *bm.get_values(&ser, &StringCodec).unwrap().unwrap(),
         vec!["a", "b"]
+    );
+}
+
+#[test]
+fn managers_sharing_a_directory_keep_separate_blocks_and_clean_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(&dir, 1 << 20);
+    let b = start(&dir, 1 << 20);
+    let id = BlockId::stream(8, 1);
+    a.put_bytes(id.clone(), data(1, 100), StorageLevel::DISK_ONLY)
+        .unwrap();
+    b.put_bytes(id.clone(), data(2, 100), StorageLevel::DISK_ONLY)
+        .unwrap();
+    assert_eq!(a.get_bytes(&id).unwrap(), Some(data(1, 100)));
+    assert_eq!(b.get_bytes(&id).unwrap(), Some(data(2, 100)));
+    drop(a);
+    assert_eq!(b.get_bytes(&id).unwrap(), Some(data(2, 100)));
+    drop(b);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "block directories are deleted"
     );
 }

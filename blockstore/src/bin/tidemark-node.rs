@@ -19,7 +19,7 @@ use tidemark_blockstore::{BlockManager, BlockStoreConfig, ShortfallPolicy};
 #[derive(Parser, Debug)]
 #[command(name = "tidemark-node", version)]
 struct Args {
-    /// Disk store directory (its `blocks/` subdirectory is emptied at start).
+    /// Disk store directory (blocks go to a `blockmgr-<node id>/` subdirectory).
     #[arg(long)]
     dir: PathBuf,
     /// Transfer service address; port 0 picks a free port.
