@@ -1,0 +1,241 @@
+//! Opening the object store behind a checkpoint URL.
+//!
+//! | URL | backend |
+//! | --- | --- |
+//! | `file:///abs/dir` | `LocalFileSystem` rooted at the directory, fsync on (created if missing) |
+//! | `memory://name` | `InMemory`, shared by every store opened with the same name in this process |
+//! | `s3://bucket/prefix?key=value&...` | `AmazonS3` (feature `s3`) |
+//! | `hdfs://host:port/path` | `hdfs-native-object-store` (feature `hdfs`) |
+//!
+//! S3 settings come, in increasing priority, from the usual `AWS_*` environment variables, the
+//! URL's query (`endpoint`, `region`, `access_key_id`, `secret_access_key`, `allow_http`, ... any
+//! key `AmazonS3ConfigKey` accepts) and [`CheckpointOptions::storage_options`]. For HDFS the
+//! storage options are Hadoop configuration keys.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
+
+use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory, path::Path};
+use url::Url;
+
+use crate::{CheckpointError, error::Result, manifest::Compression, timeout::TimeoutStore};
+
+/// Settings for a [`crate::CheckpointStore`]. `Default` gives production-ready values.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CheckpointOptions {
+    /// Deadline for every single remote call (one request, one upload part, one listed page).
+    pub request_timeout: Duration,
+    /// Size of each multipart upload part of a streamed part (S3 needs at least 5 MiB).
+    pub upload_chunk_size: usize,
+    /// Multipart part uploads in flight per streamed part; with `upload_chunk_size` this bounds
+    /// a part writer's memory.
+    pub upload_concurrency: usize,
+    /// Parts whose logical size reaches this are written with a multipart upload by `put_part`.
+    pub multipart_threshold: usize,
+    /// Compression of parts written without explicit [`crate::PartOptions`].
+    pub compression: Compression,
+    /// zstd level used when compressing.
+    pub zstd_level: i32,
+    /// Backend settings (S3 config keys or Hadoop config keys) that override the URL and
+    /// environment.
+    pub storage_options: Vec<(String, String)>,
+}
+
+impl Default for CheckpointOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(60),
+            upload_chunk_size: 8 * 1024 * 1024,
+            upload_concurrency: 4,
+            multipart_threshold: 64 * 1024 * 1024,
+            compression: Compression::None,
+            zstd_level: 3,
+            storage_options: Vec::new(),
+        }
+    }
+}
+
+impl CheckpointOptions {
+    /// Adds one backend setting.
+    pub fn with_storage_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.storage_options.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the per-request deadline.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets the default part compression.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+}
+
+/// An opened backend: the store (with deadlines) and the root prefix inside it.
+pub(crate) struct Backend {
+    pub store: Arc<dyn ObjectStore>,
+    pub root: Path,
+}
+
+fn invalid(url: &str, reason: impl Into<String>) -> CheckpointError {
+    CheckpointError::InvalidLocation {
+        url: url.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Opens the backend a checkpoint URL names.
+pub(crate) fn open(location: &str, options: &CheckpointOptions) -> Result<Backend> {
+    let url = Url::parse(location).map_err(|e| invalid(location, e.to_string()))?;
+    let (store, root): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
+        "file" => (open_local(location, &url)?, Path::default()),
+        "memory" => open_memory(location, &url)?,
+        "s3" | "s3a" => open_s3(location, &url, options)?,
+        "hdfs" | "viewfs" => open_hdfs(location, &url, options)?,
+        other => return Err(invalid(location, format!("unsupported scheme {other:?}"))),
+    };
+    Ok(Backend {
+        store: Arc::new(TimeoutStore::new(store, options.request_timeout)),
+        root,
+    })
+}
+
+/// Wraps an existing object store; `root` is the checkpoint directory inside it.
+pub(crate) fn from_store(
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    options: &CheckpointOptions,
+) -> Backend {
+    Backend {
+        store: Arc::new(TimeoutStore::new(store, options.request_timeout)),
+        root,
+    }
+}
+
+fn open_local(location: &str, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+    let dir = url
+        .to_file_path()
+        .map_err(|_| invalid(location, "not an absolute local path"))?;
+    std::fs::create_dir_all(&dir).map_err(|e| CheckpointError::Io {
+        context: format!("creating checkpoint directory {}", dir.display()),
+        source: e,
+    })?;
+    let fs = LocalFileSystem::new_with_prefix(&dir)
+        .map_err(|e| invalid(location, e.to_string()))?
+        .with_fsync(true);
+    Ok(Arc::new(fs))
+}
+
+/// In-memory stores by name, so a "restarted" store in the same process sees the same data.
+fn memory_registry() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+fn open_memory(location: &str, url: &Url) -> Result<(Arc<dyn ObjectStore>, Path)> {
+    let name = url.host_str().unwrap_or_default().to_string();
+    if name.is_empty() {
+        return Err(invalid(
+            location,
+            "memory:// needs a name, e.g. memory://checkpoints",
+        ));
+    }
+    let mut registry = memory_registry()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let store = registry
+        .entry(name)
+        .or_insert_with(|| Arc::new(InMemory::new()))
+        .clone();
+    Ok((store, root_of(url)))
+}
+
+/// The URL's path as an object store prefix.
+fn root_of(url: &Url) -> Path {
+    Path::from(url.path().trim_matches('/'))
+}
+
+#[cfg(feature = "s3")]
+fn open_s3(
+    location: &str,
+    url: &Url,
+    options: &CheckpointOptions,
+) -> Result<(Arc<dyn ObjectStore>, Path)> {
+    use object_store::{ClientOptions, aws::AmazonS3Builder, aws::AmazonS3ConfigKey};
+
+    let bucket = url
+        .host_str()
+        .ok_or_else(|| invalid(location, "s3:// needs a bucket"))?;
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_client_options(
+            ClientOptions::new()
+                .with_timeout(options.request_timeout)
+                .with_connect_timeout(options.request_timeout.min(Duration::from_secs(10))),
+        );
+    let pairs = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .chain(options.storage_options.iter().cloned());
+    for (key, value) in pairs {
+        let key: AmazonS3ConfigKey = key
+            .parse()
+            .map_err(|_| invalid(location, format!("unknown S3 option {key:?}")))?;
+        builder = builder.with_config(key, value);
+    }
+    let store = builder
+        .build()
+        .map_err(|e| invalid(location, e.to_string()))?;
+    Ok((Arc::new(store), root_of(url)))
+}
+
+#[cfg(not(feature = "s3"))]
+fn open_s3(location: &str, _: &Url, _: &CheckpointOptions) -> Result<(Arc<dyn ObjectStore>, Path)> {
+    Err(invalid(
+        location,
+        "this build of tidemark-checkpoint lacks the `s3` feature",
+    ))
+}
+
+#[cfg(feature = "hdfs")]
+fn open_hdfs(
+    location: &str,
+    url: &Url,
+    options: &CheckpointOptions,
+) -> Result<(Arc<dyn ObjectStore>, Path)> {
+    use hdfs_native_object_store::HdfsObjectStoreBuilder;
+
+    let host = url
+        .host_str()
+        .ok_or_else(|| invalid(location, "hdfs:// needs a NameNode host"))?;
+    let namenode = match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    };
+    let store = HdfsObjectStoreBuilder::new()
+        .with_url(namenode)
+        .with_config(options.storage_options.iter().cloned())
+        .build()
+        .map_err(|e| invalid(location, e.to_string()))?;
+    Ok((Arc::new(store), root_of(url)))
+}
+
+#[cfg(not(feature = "hdfs"))]
+fn open_hdfs(
+    location: &str,
+    _: &Url,
+    _: &CheckpointOptions,
+) -> Result<(Arc<dyn ObjectStore>, Path)> {
+    Err(invalid(
+        location,
+        "this build of tidemark-checkpoint lacks the `hdfs` feature",
+    ))
+}

@@ -1,0 +1,258 @@
+//! Reading a committed checkpoint, and what `list()` reports about each checkpoint.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectStoreExt, path::Path};
+
+use crate::{
+    CheckpointError, Epoch,
+    error::Result,
+    layout,
+    manifest::{Compression, PartInfo, Record},
+    sequence,
+    store::Shared,
+};
+
+/// Parts verified at once by [`Checkpoint::verify`].
+const VERIFY_CONCURRENCY: usize = 4;
+
+/// A committed checkpoint whose manifest verified when it was loaded.
+#[derive(Clone)]
+pub struct Checkpoint {
+    shared: Arc<Shared>,
+    record: Record,
+    skipped: Vec<SkippedCheckpoint>,
+}
+
+/// A newer checkpoint that [`crate::CheckpointStore::latest`] passed over, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SkippedCheckpoint {
+    /// Its epoch.
+    pub epoch: Epoch,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("epoch", &self.record.epoch)
+            .field("generation", &self.record.generation)
+            .field("parts", &self.part_names())
+            .field("skipped", &self.skipped)
+            .finish()
+    }
+}
+
+impl Checkpoint {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        record: Record,
+        skipped: Vec<SkippedCheckpoint>,
+    ) -> Self {
+        Self {
+            shared,
+            record,
+            skipped,
+        }
+    }
+
+    /// The checkpoint's epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.record.epoch
+    }
+
+    /// Names of its parts, in the order they were written.
+    pub fn part_names(&self) -> Vec<String> {
+        self.record.parts.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// The manifest entries of its parts.
+    pub fn parts(&self) -> &[PartInfo] {
+        &self.record.parts
+    }
+
+    /// The manifest entry of one part.
+    pub fn part(&self, name: &str) -> Option<&PartInfo> {
+        self.record.parts.iter().find(|p| p.name == name)
+    }
+
+    /// The generation of the writer that committed it.
+    pub fn generation(&self) -> u64 {
+        self.record.generation
+    }
+
+    /// The id of the writer that committed it.
+    pub fn writer_id(&self) -> &str {
+        &self.record.writer_id
+    }
+
+    /// When it was committed (the writer's clock).
+    pub fn created(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.record.created_unix_ms)
+    }
+
+    /// The manifest format version it was read from.
+    pub fn format_version(&self) -> u32 {
+        self.record.format_version
+    }
+
+    /// Newer checkpoints that were damaged and passed over to reach this one.
+    pub fn skipped(&self) -> &[SkippedCheckpoint] {
+        &self.skipped
+    }
+
+    fn part_or_err(&self, name: &str) -> Result<&PartInfo> {
+        self.part(name).ok_or_else(|| CheckpointError::NoSuchPart {
+            epoch: self.epoch(),
+            name: name.to_string(),
+        })
+    }
+
+    /// Reads a whole part, checking the stored size and CRC32C and, after decompression, the
+    /// logical size and CRC32C.
+    pub async fn read_part(&self, name: &str) -> Result<Bytes> {
+        let part = self.part_or_err(name)?;
+        let path = layout::resolve(&self.shared.root, &part.path)?;
+        let stored = sequence::get_bytes(&self.shared, &path).await?;
+        let what = format!("part {name}");
+        check(
+            &what,
+            &path,
+            stored.len() as u64,
+            crc32c::crc32c(&stored),
+            part.stored_size,
+            part.stored_crc32c,
+        )?;
+        let data = match part.compression {
+            Compression::None => stored,
+            Compression::Zstd => {
+                let capacity = usize::try_from(part.size).map_err(|_| {
+                    CheckpointError::corrupt(&what, &path, "size does not fit in memory")
+                })?;
+                let decoded =
+                    tokio::task::spawn_blocking(move || zstd::bulk::decompress(&stored, capacity))
+                        .await
+                        .map_err(|e| CheckpointError::Io {
+                            context: format!("decompressing {path}"),
+                            source: std::io::Error::other(e),
+                        })?
+                        .map_err(|e| {
+                            CheckpointError::corrupt(&what, &path, format!("zstd: {e}"))
+                        })?;
+                Bytes::from(decoded)
+            }
+        };
+        check(
+            &what,
+            &path,
+            data.len() as u64,
+            crc32c::crc32c(&data),
+            part.size,
+            part.crc32c,
+        )?;
+        Ok(data)
+    }
+
+    /// Reads every part (streaming, a few at a time) and checks each one's stored size and
+    /// CRC32C against the manifest.
+    pub async fn verify(&self) -> Result<()> {
+        futures::stream::iter(self.record.parts.iter().map(|p| self.verify_part(p)))
+            .buffer_unordered(VERIFY_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn verify_part(&self, part: &PartInfo) -> Result<()> {
+        let path = layout::resolve(&self.shared.root, &part.path)?;
+        let result = self
+            .shared
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| CheckpointError::store("get", &path, e))?;
+        let mut stream = result.into_stream();
+        let (mut crc, mut size) = (0u32, 0u64);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| CheckpointError::store("read", &path, e))?;
+            crc = crc32c::crc32c_append(crc, &chunk);
+            size += chunk.len() as u64;
+        }
+        check(
+            &format!("part {}", part.name),
+            &path,
+            size,
+            crc,
+            part.stored_size,
+            part.stored_crc32c,
+        )
+    }
+}
+
+fn check(
+    what: &str,
+    path: &Path,
+    size: u64,
+    crc: u32,
+    want_size: u64,
+    want_crc: u32,
+) -> Result<()> {
+    if size != want_size {
+        return Err(CheckpointError::corrupt(
+            what,
+            path,
+            format!("size {size}, manifest says {want_size}"),
+        ));
+    }
+    if crc != want_crc {
+        return Err(CheckpointError::corrupt(
+            what,
+            path,
+            format!("crc32c {crc:08x}, manifest says {want_crc:08x}"),
+        ));
+    }
+    Ok(())
+}
+
+/// What [`crate::CheckpointStore::list`] found about one checkpoint (or one writer's attempt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckpointState {
+    /// Committed; its manifest verifies and every part it names exists with the recorded size.
+    Complete,
+    /// Parts without a manifest from a writer that may still commit (or died before it could).
+    Incomplete,
+    /// A manifest that does not verify, or names parts that are missing or of the wrong size.
+    Corrupt,
+    /// Parts of a writer that can never commit: its epoch went to another writer, or a newer
+    /// generation started.
+    Fenced,
+}
+
+/// One entry of [`crate::CheckpointStore::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckpointInfo {
+    /// The epoch (for an attempt without a manifest: the epoch its writer was given).
+    pub epoch: Epoch,
+    /// Its state.
+    pub state: CheckpointState,
+    /// The writer's id, when known.
+    pub writer_id: Option<String>,
+    /// The writer's generation, when known.
+    pub generation: Option<u64>,
+    /// Commit time from the manifest, when readable.
+    pub created: Option<SystemTime>,
+    /// Number of parts (named by the manifest, or found for an attempt).
+    pub parts: usize,
+    /// Bytes stored by those parts.
+    pub bytes: u64,
+    /// Why it is corrupt, fenced or incomplete.
+    pub detail: Option<String>,
+}

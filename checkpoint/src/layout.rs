@@ -1,0 +1,149 @@
+//! Where things live under a checkpoint root.
+//!
+//! ```text
+//! <root>/manifests/<seq:020>.manifest                 sequence records (manifests and claims)
+//! <root>/parts/<epoch:020>/<generation:020>-<writer>/<part name, percent-encoded>
+//! ```
+//!
+//! Sequence numbers are zero-padded so lexical order is numeric order. Each writer stores its
+//! parts under its own directory (`writer` is 128 random bits), so part objects never collide and
+//! are never overwritten; a part only becomes reachable through a manifest that names it.
+
+use object_store::path::{Path, PathPart};
+
+use crate::{CheckpointError, Epoch, error::Result};
+
+const MANIFESTS: &str = "manifests";
+const PARTS: &str = "parts";
+const MANIFEST_SUFFIX: &str = ".manifest";
+
+/// Directory of sequence records.
+pub(crate) fn manifests_dir(root: &Path) -> Path {
+    root.clone().join(MANIFESTS)
+}
+
+/// The record at sequence position `seq`.
+pub(crate) fn manifest_path(root: &Path, seq: Epoch) -> Path {
+    manifests_dir(root).join(format!("{:020}{MANIFEST_SUFFIX}", seq.0))
+}
+
+/// The directory (relative to the root) a writer stores its parts in.
+pub(crate) fn writer_dir(epoch: Epoch, generation: u64, writer_id: &str) -> String {
+    format!("{PARTS}/{:020}/{generation:020}-{writer_id}", epoch.0)
+}
+
+/// The path (relative to the root) of a writer's part.
+pub(crate) fn part_rel_path(
+    epoch: Epoch,
+    generation: u64,
+    writer_id: &str,
+    name: &str,
+) -> Result<String> {
+    if name.is_empty() {
+        return Err(CheckpointError::InvalidArgument(
+            "part names must not be empty".into(),
+        ));
+    }
+    let encoded = PathPart::from(name);
+    Ok(format!(
+        "{}/{}",
+        writer_dir(epoch, generation, writer_id),
+        encoded.as_ref()
+    ))
+}
+
+/// Resolves a root-relative path.
+pub(crate) fn resolve(root: &Path, rel: &str) -> Result<Path> {
+    let rel = Path::parse(rel)
+        .map_err(|e| CheckpointError::corrupt("manifest", rel, format!("bad part path: {e}")))?;
+    Ok(root.parts().chain(rel.parts()).collect())
+}
+
+/// What an object under the root is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// A sequence record.
+    Manifest(Epoch),
+    /// A part object stored by writer `writer_id` of `generation` for `epoch`.
+    Part {
+        epoch: Epoch,
+        generation: u64,
+        writer_id: String,
+        rel: String,
+    },
+    /// Anything else (temporary files of a backend, foreign objects).
+    Other,
+}
+
+/// Classifies an object path under `root`.
+pub(crate) fn classify(root: &Path, path: &Path) -> Entry {
+    let Some(rest) = path.prefix_match(root) else {
+        return Entry::Other;
+    };
+    let parts: Vec<PathPart<'_>> = rest.collect();
+    match parts.as_slice() {
+        [dir, file] if dir.as_ref() == MANIFESTS => file
+            .as_ref()
+            .strip_suffix(MANIFEST_SUFFIX)
+            .and_then(|n| n.parse().ok())
+            .map_or(Entry::Other, |n| Entry::Manifest(Epoch(n))),
+        [dir, epoch, writer, _name] if dir.as_ref() == PARTS => {
+            let parsed = epoch.as_ref().parse::<u64>().ok().zip(
+                writer
+                    .as_ref()
+                    .split_once('-')
+                    .and_then(|(g, w)| Some((g.parse::<u64>().ok()?, w.to_string()))),
+            );
+            match parsed {
+                Some((epoch, (generation, writer_id))) => Entry::Part {
+                    epoch: Epoch(epoch),
+                    generation,
+                    writer_id,
+                    rel: parts
+                        .iter()
+                        .map(|p| p.as_ref())
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                },
+                None => Entry::Other,
+            }
+        }
+        _ => Entry::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_classify_back() {
+        let root = Path::from("a/b");
+        let m = manifest_path(&root, Epoch(42));
+        assert_eq!(classify(&root, &m), Entry::Manifest(Epoch(42)));
+        let rel = part_rel_path(Epoch(3), 1, "abc", "state/x y").unwrap();
+        let full = resolve(&root, &rel).unwrap();
+        assert_eq!(
+            classify(&root, &full),
+            Entry::Part {
+                epoch: Epoch(3),
+                generation: 1,
+                writer_id: "abc".into(),
+                rel: rel.clone()
+            }
+        );
+    }
+
+    #[test]
+    fn hostile_names_stay_in_the_writer_directory() {
+        for name in ["..", ".", "a/../../b", "/", "%2F"] {
+            let rel = part_rel_path(Epoch(1), 1, "w", name).unwrap();
+            let full = resolve(&Path::from("root"), &rel).unwrap();
+            assert!(
+                matches!(classify(&Path::from("root"), &full), Entry::Part { .. }),
+                "{name}"
+            );
+        }
+        assert!(part_rel_path(Epoch(1), 1, "w", "").is_err());
+    }
+}

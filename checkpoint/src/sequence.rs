@@ -1,0 +1,195 @@
+//! The linear sequence of create-if-absent records that orders claims and commits.
+//!
+//! Position `n` of the sequence is the object `manifests/<n>.manifest`. It is written exactly
+//! once, with a conditional put that fails if the object exists (`If-None-Match: *` on S3, a hard
+//! link on local disk, a rename without overwrite on HDFS), so at most one writer ever owns a
+//! position. Two kinds of records take positions:
+//!
+//! * a **claim**: the first `begin()` of a store instance appends one; its position becomes the
+//!   instance's writer *generation*;
+//! * a **checkpoint manifest**: `commit()` writes it at the epoch the writer was given by
+//!   `begin()`; the position is the checkpoint's epoch.
+//!
+//! Every record carries its writer's generation, and a record can only be appended after every
+//! record before it exists, so the newest record names the newest generation. A writer whose
+//! generation is older than that is fenced: `begin()` refuses it, and its `commit()` finds its
+//! position taken (by the newer claim or a later commit) and fails.
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::{
+    CheckpointError, Epoch,
+    error::Result,
+    layout::{self, Entry},
+    manifest::{Record, RecordKind},
+    store::Shared,
+};
+
+/// How a conditional create ended.
+#[derive(Debug)]
+pub(crate) enum CreateOutcome {
+    /// The record is ours (created now, or found to be ours after a lost response).
+    Created,
+    /// Someone else owns the position; their record if it could be read.
+    Taken(Option<Box<Record>>),
+}
+
+/// Attempts at a conditional put whose outcome was unknown (timeouts, connection errors).
+const AMBIGUOUS_RETRIES: usize = 3;
+/// Claim attempts before giving up under extreme contention.
+const CLAIM_ATTEMPTS: usize = 64;
+
+/// Reads and decodes the record at `seq`; `None` if there is none.
+pub(crate) async fn read_record(shared: &Shared, seq: Epoch) -> Result<Option<Record>> {
+    let path = layout::manifest_path(&shared.root, seq);
+    let bytes = match get_bytes(shared, &path).await {
+        Ok(b) => b,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Record::decode(&bytes, path.as_ref()).map(Some)
+}
+
+pub(crate) async fn get_bytes(shared: &Shared, path: &object_store::path::Path) -> Result<Bytes> {
+    let result = shared
+        .store
+        .get(path)
+        .await
+        .map_err(|e| CheckpointError::store("get", path, e))?;
+    result
+        .bytes()
+        .await
+        .map_err(|e| CheckpointError::store("read", path, e))
+}
+
+/// Sequence positions present in the store, ascending; with `after`, only those past it.
+pub(crate) async fn positions(shared: &Shared, after: Option<Epoch>) -> Result<Vec<Epoch>> {
+    let dir = layout::manifests_dir(&shared.root);
+    let stream = match after {
+        Some(seq) => shared
+            .store
+            .list_with_offset(Some(&dir), &layout::manifest_path(&shared.root, seq)),
+        None => shared.store.list(Some(&dir)),
+    };
+    let metas: Vec<_> = stream
+        .try_collect()
+        .await
+        .map_err(|e| CheckpointError::store("list", &dir, e))?;
+    let mut seqs: Vec<Epoch> = metas
+        .iter()
+        .filter_map(|m| match layout::classify(&shared.root, &m.location) {
+            Entry::Manifest(seq) => Some(seq),
+            _ => None,
+        })
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// The newest position and the generation it was written by (walking back past damaged
+/// records). `hint` is a position known to exist, which narrows the listing.
+pub(crate) async fn tail(
+    shared: &Shared,
+    hint: Option<(Epoch, u64)>,
+) -> Result<Option<(Epoch, u64)>> {
+    let newer = positions(shared, hint.map(|(seq, _)| seq)).await?;
+    if newer.is_empty() {
+        if hint.is_some() {
+            return Ok(hint);
+        }
+        return Ok(None);
+    }
+    for &seq in newer.iter().rev() {
+        match read_record(shared, seq).await {
+            Ok(Some(record)) => return Ok(Some((newer[newer.len() - 1], record.generation))),
+            Ok(None) => continue,
+            Err(CheckpointError::Corrupt { path, reason, .. }) => {
+                tracing::warn!(%path, %reason, "skipping damaged sequence record while finding the tail");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Only damaged records past the hint: the hint's generation is the newest readable one.
+    let generation = match hint {
+        Some((_, generation)) => generation,
+        None => 0,
+    };
+    Ok(Some((newer[newer.len() - 1], generation)))
+}
+
+/// Creates the record at `seq` unless the position is taken. A put whose response was lost is
+/// resolved by reading the position back and comparing writer ids.
+pub(crate) async fn create(shared: &Shared, seq: Epoch, record: &Record) -> Result<CreateOutcome> {
+    let path = layout::manifest_path(&shared.root, seq);
+    let payload = PutPayload::from(Bytes::from(record.encode()?));
+    let mut last_error = None;
+    for _ in 0..AMBIGUOUS_RETRIES {
+        let put = shared
+            .store
+            .put_opts(&path, payload.clone(), PutOptions::from(PutMode::Create))
+            .await;
+        let already_exists = match put {
+            Ok(_) => return Ok(CreateOutcome::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => true,
+            Err(e) => {
+                tracing::warn!(%path, error = %e, "conditional put failed; reading the position back");
+                last_error = Some(CheckpointError::store("put-if-absent", &path, e));
+                false
+            }
+        };
+        match read_record(shared, seq).await {
+            Ok(Some(found)) if found.writer_id == record.writer_id => {
+                return Ok(CreateOutcome::Created);
+            }
+            Ok(Some(found)) => return Ok(CreateOutcome::Taken(Some(Box::new(found)))),
+            Ok(None) if already_exists => {
+                // Taken, then removed (retention of a very old position): still not ours.
+                return Ok(CreateOutcome::Taken(None));
+            }
+            Ok(None) => continue,
+            Err(CheckpointError::Corrupt { .. }) => return Ok(CreateOutcome::Taken(None)),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        CheckpointError::InvalidArgument(format!("conditional put of {path} did not settle"))
+    }))
+}
+
+/// Appends a claim record for a new writer generation and returns its position.
+pub(crate) async fn claim_generation(shared: &Shared, instance_id: &str) -> Result<Epoch> {
+    let mut hint = None;
+    for attempt in 0..CLAIM_ATTEMPTS {
+        let tail = tail(shared, hint).await?;
+        let seq = tail.map_or(Epoch(0), |(seq, _)| seq.next());
+        let claim = Record {
+            kind: RecordKind::Claim,
+            epoch: seq,
+            writer_id: instance_id.to_string(),
+            generation: seq.0,
+            created_unix_ms: crate::store::now_unix_ms(),
+            parts: Vec::new(),
+            format_version: crate::manifest::CURRENT_FORMAT,
+        };
+        match create(shared, seq, &claim).await? {
+            CreateOutcome::Created => {
+                tracing::info!(
+                    generation = seq.0,
+                    instance = instance_id,
+                    "claimed writer generation"
+                );
+                return Ok(seq);
+            }
+            CreateOutcome::Taken(found) => {
+                hint = found.map(|r| (seq, r.generation));
+                let backoff = rand::random_range(1..=(5 * (attempt as u64 + 1)).min(100));
+                tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
+            }
+        }
+    }
+    Err(CheckpointError::InvalidArgument(format!(
+        "could not claim a writer generation after {CLAIM_ATTEMPTS} attempts: the sequence is contended"
+    )))
+}

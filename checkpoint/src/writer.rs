@@ -1,0 +1,430 @@
+//! Writing one checkpoint: parts first, then the manifest that makes them visible.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
+use object_store::{ObjectStoreExt, PutPayload, WriteMultipart, path::Path};
+
+use crate::{
+    Checkpoint, CheckpointError, Epoch,
+    error::Result,
+    layout,
+    manifest::{CURRENT_FORMAT, Compression, PartInfo, Record, RecordKind},
+    part_writer::{PartSlot, PartWriter},
+    sequence::{self, CreateOutcome},
+    store::{Shared, now_unix_ms, random_id},
+};
+
+/// Per-part settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartOptions {
+    /// Compression; `None` uses the store's default.
+    pub compression: Option<Compression>,
+}
+
+impl PartOptions {
+    /// Store the part zstd-compressed.
+    pub fn zstd() -> Self {
+        Self {
+            compression: Some(Compression::Zstd),
+        }
+    }
+
+    /// Store the part as written.
+    pub fn uncompressed() -> Self {
+        Self {
+            compression: Some(Compression::None),
+        }
+    }
+}
+
+/// A part of this checkpoint, finished or still streaming.
+enum PartState {
+    Done(PartInfo),
+    Streaming(String, Arc<Mutex<PartSlot>>),
+}
+
+/// Writes one checkpoint at the epoch [`crate::CheckpointStore::begin`] gave it.
+///
+/// Parts are stored under this writer's own directory as they are written; nothing is visible
+/// to readers until [`commit`](Self::commit) creates the manifest. A writer dropped without a
+/// successful commit leaves no checkpoint behind: like a crashed writer, its parts are orphans
+/// that [`crate::CheckpointStore::collect_garbage`] removes after its grace period
+/// ([`abort`](Self::abort) deletes them at once).
+pub struct CheckpointWriter {
+    shared: Arc<Shared>,
+    epoch: Epoch,
+    generation: u64,
+    writer_id: String,
+    parts: Vec<PartState>,
+    names: HashSet<String>,
+    /// Objects this writer stored (deleted if it never commits).
+    written: Arc<Mutex<Vec<Path>>>,
+    committed: bool,
+}
+
+impl std::fmt::Debug for CheckpointWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointWriter")
+            .field("epoch", &self.epoch)
+            .field("generation", &self.generation)
+            .field("writer_id", &self.writer_id)
+            .field("parts", &self.names)
+            .finish()
+    }
+}
+
+impl CheckpointWriter {
+    pub(crate) fn new(shared: Arc<Shared>, epoch: Epoch, generation: u64) -> Self {
+        Self {
+            shared,
+            epoch,
+            generation,
+            writer_id: random_id(),
+            parts: Vec::new(),
+            names: HashSet::new(),
+            written: Arc::default(),
+            committed: false,
+        }
+    }
+
+    /// The epoch this writer will commit.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// This writer's generation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// This writer's unique id (recorded in its manifest).
+    pub fn writer_id(&self) -> &str {
+        &self.writer_id
+    }
+
+    fn claim_name(&mut self, name: &str) -> Result<()> {
+        if self.committed {
+            return Err(CheckpointError::InvalidArgument(format!(
+                "checkpoint {} is already committed",
+                self.epoch
+            )));
+        }
+        if !self.names.insert(name.to_string()) {
+            return Err(CheckpointError::DuplicatePart {
+                name: name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn part_path(&self, name: &str) -> Result<(String, Path)> {
+        let rel = layout::part_rel_path(self.epoch, self.generation, &self.writer_id, name)?;
+        let path = layout::resolve(&self.shared.root, &rel)?;
+        Ok((rel, path))
+    }
+
+    fn compression(&self, options: PartOptions) -> Compression {
+        options
+            .compression
+            .unwrap_or(self.shared.options.compression)
+    }
+
+    /// Stores a whole part with the store's default options.
+    pub async fn put_part(&mut self, name: &str, data: impl Into<Bytes>) -> Result<()> {
+        self.put_part_with(name, data, PartOptions::default()).await
+    }
+
+    /// Stores a whole part. Large parts go up as a multipart upload with parallel part uploads.
+    pub async fn put_part_with(
+        &mut self,
+        name: &str,
+        data: impl Into<Bytes>,
+        options: PartOptions,
+    ) -> Result<()> {
+        let (rel, path) = self.part_path(name)?;
+        self.claim_name(name)?;
+        let result = self
+            .store_part(name, rel, &path, data.into(), options)
+            .await;
+        if result.is_err() {
+            self.names.remove(name);
+        }
+        let info = result?;
+        self.parts.push(PartState::Done(info));
+        Ok(())
+    }
+
+    async fn store_part(
+        &self,
+        name: &str,
+        rel: String,
+        path: &Path,
+        data: Bytes,
+        options: PartOptions,
+    ) -> Result<PartInfo> {
+        let size = data.len() as u64;
+        let crc = crc32c::crc32c(&data);
+        let compression = self.compression(options);
+        let stored = match compression {
+            Compression::None => data,
+            Compression::Zstd => {
+                let level = self.shared.options.zstd_level;
+                let compressed =
+                    tokio::task::spawn_blocking(move || zstd::bulk::compress(&data, level))
+                        .await
+                        .map_err(|e| CheckpointError::Io {
+                            context: format!("compressing part {name:?}"),
+                            source: std::io::Error::other(e),
+                        })?
+                        .map_err(|e| CheckpointError::Io {
+                            context: format!("compressing part {name:?}"),
+                            source: e,
+                        })?;
+                Bytes::from(compressed)
+            }
+        };
+        let stored_crc = if compression == Compression::None {
+            crc
+        } else {
+            crc32c::crc32c(&stored)
+        };
+        let stored_size = stored.len() as u64;
+        self.record_written(path.clone());
+        if stored.len() >= self.shared.options.multipart_threshold {
+            self.upload_multipart(path, stored).await?;
+        } else {
+            self.shared
+                .store
+                .put(path, PutPayload::from(stored))
+                .await
+                .map_err(|e| CheckpointError::store("put", path, e))?;
+        }
+        Ok(PartInfo {
+            name: name.to_string(),
+            path: rel,
+            size,
+            crc32c: crc,
+            stored_size,
+            stored_crc32c: stored_crc,
+            compression,
+            origin_epoch: self.epoch,
+        })
+    }
+
+    async fn upload_multipart(&self, path: &Path, data: Bytes) -> Result<()> {
+        let options = &self.shared.options;
+        let upload = self
+            .shared
+            .store
+            .put_multipart(path)
+            .await
+            .map_err(|e| CheckpointError::store("start multipart upload", path, e))?;
+        let chunk = options.upload_chunk_size.max(5 * 1024 * 1024);
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, chunk);
+        let mut offset = 0;
+        while offset < data.len() {
+            let end = (offset + chunk).min(data.len());
+            if let Err(e) = writer
+                .wait_for_capacity(options.upload_concurrency.max(1))
+                .await
+            {
+                let _ = writer.abort().await;
+                return Err(CheckpointError::store("upload part", path, e));
+            }
+            writer.put(data.slice(offset..end));
+            offset = end;
+        }
+        writer
+            .finish()
+            .await
+            .map_err(|e| CheckpointError::store("complete multipart upload", path, e))?;
+        Ok(())
+    }
+
+    fn record_written(&self, path: Path) {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(path);
+    }
+
+    /// Opens a streamed part (a Tokio `AsyncWrite`) with the store's default options. Memory is
+    /// bounded by the upload chunk size times the upload concurrency. The part counts only once
+    /// the sink is shut down (`AsyncWriteExt::shutdown`) successfully.
+    pub async fn part_writer(&mut self, name: &str) -> Result<PartWriter> {
+        self.part_writer_with(name, PartOptions::default()).await
+    }
+
+    /// Opens a streamed part with explicit options.
+    pub async fn part_writer_with(
+        &mut self,
+        name: &str,
+        options: PartOptions,
+    ) -> Result<PartWriter> {
+        let (rel, path) = self.part_path(name)?;
+        self.claim_name(name)?;
+        let slot = Arc::new(Mutex::new(PartSlot::Open));
+        self.record_written(path.clone());
+        let writer = PartWriter::new(
+            Arc::clone(&self.shared),
+            path,
+            PartInfo {
+                name: name.to_string(),
+                path: rel,
+                size: 0,
+                crc32c: 0,
+                stored_size: 0,
+                stored_crc32c: 0,
+                compression: self.compression(options),
+                origin_epoch: self.epoch,
+            },
+            Arc::clone(&slot),
+        )?;
+        self.parts
+            .push(PartState::Streaming(name.to_string(), slot));
+        Ok(writer)
+    }
+
+    /// Makes part `name` of this checkpoint the already stored part `from_name` of `from`
+    /// (incremental checkpoints): nothing is copied; the new manifest references the same
+    /// object, path and checksums. Retention keeps the object while any kept manifest names it.
+    pub fn reference_part(&mut self, name: &str, from: &Checkpoint, from_name: &str) -> Result<()> {
+        let source = from
+            .part(from_name)
+            .ok_or_else(|| CheckpointError::NoSuchPart {
+                epoch: from.epoch(),
+                name: from_name.to_string(),
+            })?;
+        let mut info = source.clone();
+        info.name = name.to_string();
+        self.claim_name(name)?;
+        self.parts.push(PartState::Done(info));
+        Ok(())
+    }
+
+    /// Commits: creates the manifest at this writer's epoch with put-if-absent. Either every
+    /// part becomes visible at once, or (on error) none does.
+    ///
+    /// Fails with [`CheckpointError::Fenced`] if the epoch was taken by another writer or a newer
+    /// generation started; with [`CheckpointError::PartNotFinished`] if a streamed part was not
+    /// shut down successfully. A conditional put whose response was lost is settled by reading
+    /// the manifest back and comparing writer ids.
+    pub async fn commit(&mut self) -> Result<Epoch> {
+        if self.committed {
+            return Err(CheckpointError::InvalidArgument(format!(
+                "checkpoint {} is already committed",
+                self.epoch
+            )));
+        }
+        let parts = self.finished_parts()?;
+        self.check_references(&parts).await?;
+        let record = Record {
+            kind: RecordKind::Checkpoint,
+            epoch: self.epoch,
+            writer_id: self.writer_id.clone(),
+            generation: self.generation,
+            created_unix_ms: now_unix_ms(),
+            parts,
+            format_version: CURRENT_FORMAT,
+        };
+        match sequence::create(&self.shared, self.epoch, &record).await? {
+            CreateOutcome::Created => {
+                self.committed = true;
+                tracing::debug!(epoch = %self.epoch, generation = self.generation, "checkpoint committed");
+                Ok(self.epoch)
+            }
+            CreateOutcome::Taken(found) => {
+                let reason = match found {
+                    Some(r) if r.generation > self.generation => {
+                        format!("writer generation {} has started", r.generation)
+                    }
+                    Some(r) => format!(
+                        "epoch {} was committed by writer {}",
+                        self.epoch, r.writer_id
+                    ),
+                    None => format!("epoch {} is taken by an unreadable record", self.epoch),
+                };
+                Err(CheckpointError::Fenced {
+                    epoch: self.epoch,
+                    generation: self.generation,
+                    reason,
+                })
+            }
+        }
+    }
+
+    fn finished_parts(&self) -> Result<Vec<PartInfo>> {
+        self.parts
+            .iter()
+            .map(|part| match part {
+                PartState::Done(info) => Ok(info.clone()),
+                PartState::Streaming(name, slot) => {
+                    match &*slot.lock().unwrap_or_else(|p| p.into_inner()) {
+                        PartSlot::Done(info) => Ok(info.clone()),
+                        PartSlot::Open => Err(CheckpointError::PartNotFinished {
+                            name: name.clone(),
+                            reason: "the part writer was not shut down".into(),
+                        }),
+                        PartSlot::Failed(reason) => Err(CheckpointError::PartNotFinished {
+                            name: name.clone(),
+                            reason: reason.clone(),
+                        }),
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Referenced parts of older checkpoints must still exist when the manifest is created.
+    async fn check_references(&self, parts: &[PartInfo]) -> Result<()> {
+        for part in parts.iter().filter(|p| p.origin_epoch != self.epoch) {
+            let path = layout::resolve(&self.shared.root, &part.path)?;
+            let meta = self
+                .shared
+                .store
+                .head(&path)
+                .await
+                .map_err(|e| CheckpointError::store("head", &path, e))?;
+            if meta.size != part.stored_size {
+                return Err(CheckpointError::corrupt(
+                    format!("part {}", part.name),
+                    &path,
+                    format!("size {}, manifest says {}", meta.size, part.stored_size),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives up this checkpoint and deletes the parts it stored.
+    pub async fn abort(mut self) -> Result<()> {
+        let paths = std::mem::take(&mut *self.written.lock().unwrap_or_else(|p| p.into_inner()));
+        self.committed = true; // nothing left for Drop to do
+        delete_paths(&self.shared, paths).await
+    }
+}
+
+async fn delete_paths(shared: &Shared, paths: Vec<Path>) -> Result<()> {
+    for path in paths {
+        match shared.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(CheckpointError::store("delete", &path, e)),
+        }
+    }
+    Ok(())
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Like a crash: the parts stay (listed as an incomplete or fenced attempt) until
+            // collect_garbage() removes them after its grace period, or abort() is used instead.
+            tracing::debug!(epoch = %self.epoch, writer = %self.writer_id, "checkpoint writer dropped without commit");
+        }
+    }
+}

