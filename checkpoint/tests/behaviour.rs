@@ -1,0 +1,273 @@
+//! Behaviour beyond the backend conformance suite: deadlines against dead servers, lost
+//! responses of conditional puts, the blocking API and the CLI.
+
+use std::{
+    fmt,
+    io::Write,
+    net::TcpListener,
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, memory::InMemory, path::Path,
+};
+use tidemark_checkpoint::{
+    CheckpointError, CheckpointOptions, CheckpointState, CheckpointStore, blocking,
+};
+
+/// A listener on 127.0.0.1 that accepts connections and never answers: a hung server.
+fn silent_server() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+fn short_deadline() -> CheckpointOptions {
+    CheckpointOptions::default().with_request_timeout(Duration::from_millis(800))
+}
+
+async fn assert_times_out(url: &str) {
+    let store = CheckpointStore::open_with(url, short_deadline())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    match store.latest().await {
+        Err(CheckpointError::Timeout { .. }) => {}
+        other => panic!("expected a timeout from {url}, got {other:?}"),
+    }
+    match store.begin().await {
+        Err(CheckpointError::Timeout { .. }) => {}
+        other => panic!("expected a timeout from {url}, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hdfs_client_does_not_hang_on_a_dead_namenode() {
+    let (_listener, port) = silent_server();
+    assert_times_out(&format!("hdfs://127.0.0.1:{port}/ckpt")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_client_does_not_hang_on_a_dead_server() {
+    let (_listener, port) = silent_server();
+    let url = format!(
+        "s3://bucket/ckpt?endpoint=http://127.0.0.1:{port}&region=us-east-1&access_key_id=a&secret_access_key=b&allow_http=true"
+    );
+    assert_times_out(&url).await;
+}
+
+/// Applies conditional puts but reports a connection error for the first `lose` of them: the
+/// response of a put that did happen is lost.
+#[derive(Debug)]
+struct LosesResponses {
+    inner: InMemory,
+    lose: AtomicUsize,
+    /// When set, the lost put is not applied either (the request itself was lost).
+    drop_request: bool,
+}
+
+impl fmt::Display for LosesResponses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LosesResponses")
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LosesResponses {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let create = matches!(opts.mode, PutMode::Create);
+        let lose = create
+            && self
+                .lose
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if lose {
+            if !self.drop_request {
+                self.inner.put_opts(location, payload, opts).await?;
+            }
+            return Err(object_store::Error::Generic {
+                store: "LosesResponses",
+                source: "connection reset by peer".into(),
+            });
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+fn lossy_store(lose: usize, drop_request: bool) -> CheckpointStore {
+    let store = LosesResponses {
+        inner: InMemory::new(),
+        lose: AtomicUsize::new(lose),
+        drop_request,
+    };
+    CheckpointStore::from_object_store(
+        Arc::new(store),
+        Path::from("ckpt"),
+        CheckpointOptions::default(),
+    )
+}
+
+#[tokio::test]
+async fn lost_response_of_a_conditional_put_is_resolved_by_reading_back() {
+    // The claim and the manifest are both applied, and both responses are lost.
+    let store = lossy_store(2, false);
+    let mut w = store.begin().await.expect("claim settles by reading back");
+    w.put_part("metadata", Bytes::from_static(b"m"))
+        .await
+        .unwrap();
+    let epoch = w.commit().await.expect("commit settles by reading back");
+    let cp = store.latest().await.unwrap().unwrap();
+    assert_eq!(cp.epoch(), epoch);
+    assert_eq!(cp.writer_id(), w.writer_id());
+}
+
+#[tokio::test]
+async fn lost_request_of_a_conditional_put_is_retried() {
+    let store = lossy_store(2, true);
+    let mut w = store.begin().await.unwrap();
+    w.put_part("metadata", Bytes::from_static(b"m"))
+        .await
+        .unwrap();
+    let epoch = w.commit().await.unwrap();
+    assert_eq!(store.latest().await.unwrap().unwrap().epoch(), epoch);
+}
+
+#[test]
+fn blocking_api_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let store = blocking::CheckpointStore::open(&url).unwrap();
+    assert!(store.latest().unwrap().is_none());
+    let mut w = store.begin().unwrap();
+    w.put_part("metadata", Bytes::from_static(b"blocking"))
+        .unwrap();
+    let mut sink = w.part_writer("state").unwrap();
+    for _ in 0..100 {
+        sink.write_all(&[7u8; 10_000]).unwrap();
+    }
+    sink.finish().unwrap();
+    let epoch = w.commit().unwrap();
+    let cp = store.latest().unwrap().unwrap();
+    assert_eq!(cp.epoch(), epoch);
+    assert_eq!(
+        cp.part_names(),
+        vec!["metadata".to_string(), "state".to_string()]
+    );
+    assert_eq!(
+        cp.read_part("metadata").unwrap(),
+        Bytes::from_static(b"blocking")
+    );
+    assert_eq!(cp.read_part("state").unwrap().len(), 1_000_000);
+    cp.verify().unwrap();
+    let list = store.list().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].state, CheckpointState::Complete);
+    store.retain_last(1).unwrap();
+    // A restarted driver fences this one.
+    let restarted = blocking::CheckpointStore::open(&url).unwrap();
+    restarted.begin().unwrap().commit().unwrap();
+    assert!(matches!(store.begin(), Err(CheckpointError::Fenced { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_reads_without_fencing_the_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    let driver = CheckpointStore::open(&url).await.unwrap();
+    let mut w = driver.begin().await.unwrap();
+    w.put_part("metadata", Bytes::from_static(b"cli"))
+        .await
+        .unwrap();
+    let epoch = w.commit().await.unwrap();
+
+    let cli = env!("CARGO_BIN_EXE_tidemark-checkpoint");
+    for command in ["list", "latest", "verify"] {
+        let out = Command::new(cli)
+            .args([url.as_str(), command])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match command {
+            "list" => assert!(stdout.contains("Complete"), "{stdout}"),
+            "verify" => assert!(stdout.contains("verified"), "{stdout}"),
+            _ => assert!(stdout.contains(&format!("epoch {epoch}")), "{stdout}"),
+        }
+    }
+    // The driver was not fenced by any of it.
+    let mut w = driver.begin().await.unwrap();
+    w.put_part("metadata", Bytes::from_static(b"after cli"))
+        .await
+        .unwrap();
+    assert!(w.commit().await.unwrap() > epoch);
+
+    let bad = Command::new(cli)
+        .args(["ftp://nowhere", "list"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported scheme"));
+}
