@@ -244,6 +244,11 @@ where
             Err(TransferError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 return Ok(());
             }
+            Err(TransferError::Timeout(_)) => {
+                // Pooled connections idle past the timeout end here too, so not a warning.
+                tracing::debug!("connection idle or stalled past the I/O timeout; closing it");
+                return Ok(());
+            }
             other => other?,
         };
         let reply = handler(request).await;
