@@ -259,3 +259,45 @@ fn a_node_the_master_forgot_re_registers_with_its_blocks() {
     assert!(back, "node did not re-register with its blocks");
     assert_eq!(driver.get_bytes(&id).unwrap(), Some(block_data(3, 64)));
 }
+
+#[test]
+fn replicas_prefer_another_host_and_never_repeat_a_node() {
+    let dirs: Vec<tempfile::TempDir> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let driver = driver(&dirs[0], None);
+    let on_host = |d: &tempfile::TempDir, host: &str| {
+        BlockManager::start(BlockStoreConfig {
+            host: host.to_string(),
+            ..config(d, Some(driver.local_addr()), None)
+        })
+        .unwrap()
+    };
+    let a = on_host(&dirs[1], "rack-a");
+    let a2 = on_host(&dirs[2], "rack-a");
+    let b = on_host(&dirs[3], "rack-b");
+    for i in 0..10 {
+        let id = BlockId::stream(5, i);
+        a.put_bytes(
+            id.clone(),
+            block_data(i, 100),
+            StorageLevel::MEMORY_ONLY_SER_2,
+        )
+        .unwrap();
+        assert!(
+            b.status(&id).is_some(),
+            "copy {i} did not go to the other host"
+        );
+        assert!(a2.status(&id).is_none());
+    }
+    // With three copies the same-host node is used as well, each node once.
+    let id = BlockId::stream(5, 100);
+    a.put_bytes(id.clone(), block_data(100, 100), StorageLevel::DISK_ONLY_3)
+        .unwrap();
+    let holders: Vec<u64> = driver
+        .locations(&id)
+        .unwrap()
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    let unique: HashSet<u64> = holders.iter().copied().collect();
+    assert_eq!((holders.len(), unique.len()), (3, 3), "{holders:?}");
+}
