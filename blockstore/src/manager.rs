@@ -68,22 +68,45 @@ fn transfer(peer: impl ToString) -> impl FnOnce(TransferError) -> BlockError {
     }
 }
 
+fn bind(executor: &Executor, listen: SocketAddr) -> Result<(TcpListener, SocketAddr), BlockError> {
+    let listener = executor
+        .run(async move { TcpListener::bind(listen).await })?
+        .map_err(|e| BlockError::Startup(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| BlockError::Startup(format!("listener address: {e}")))?;
+    Ok((listener, addr))
+}
+
+/// The configured remote master, or a new in-process one whose expiry and re-replication
+/// loop ticks at half the heartbeat interval.
+fn master_link(
+    config: &BlockStoreConfig,
+    transport: &Arc<Transport>,
+    executor: &Executor,
+) -> MasterLink {
+    if let Some(addr) = config.master_addr {
+        return MasterLink::Remote(addr);
+    }
+    let master = Arc::new(BlockManagerMaster::new(
+        config.heartbeat_timeout,
+        transport.clone(),
+    ));
+    let tick = (config.heartbeat_interval / 2).max(std::time::Duration::from_millis(10));
+    executor.handle().spawn(master.clone().run(tick));
+    MasterLink::Local(master)
+}
+
 impl BlockManager {
-    /// Starts a node: opens the disk store (emptying it), binds the transfer service, starts or
-    /// joins the master, registers and begins heartbeating.
+    /// Starts a node: creates its block directory under `config.dir`, binds the transfer
+    /// service, starts or joins the master, registers and begins heartbeating.
     pub fn start(config: BlockStoreConfig) -> Result<BlockManager, BlockError> {
         let executor = Executor::new("tidemark-blockstore", 2)?;
         let node_id: u64 = rand::random();
         let disk_root = config.dir.join(format!("blockmgr-{node_id:016x}"));
         let disk = DiskStore::open(disk_root, config.memory_map_threshold)?;
         let local = LocalStore::new(config.memory_capacity, disk, config.compress);
-        let listen = config.listen_addr;
-        let listener = executor
-            .run(async move { TcpListener::bind(listen).await })?
-            .map_err(|e| BlockError::Startup(format!("cannot listen on {listen}: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| BlockError::Startup(format!("listener address: {e}")))?;
+        let (listener, addr) = bind(&executor, config.listen_addr)?;
         let node = NodeInfo {
             id: node_id,
             addr,
@@ -96,19 +119,7 @@ impl BlockManager {
             io_timeout: config.io_timeout,
         };
         let transport = Arc::new(Transport::new(transport_config.clone()));
-        let master = match config.master_addr {
-            Some(addr) => MasterLink::Remote(addr),
-            None => {
-                let master = Arc::new(BlockManagerMaster::new(
-                    config.heartbeat_timeout,
-                    transport.clone(),
-                ));
-                let tick =
-                    (config.heartbeat_interval / 2).max(std::time::Duration::from_millis(10));
-                executor.handle().spawn(master.clone().run(tick));
-                MasterLink::Local(master)
-            }
-        };
+        let master = master_link(&config, &transport, &executor);
         let (reports, report_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             config,
@@ -120,11 +131,10 @@ impl BlockManager {
             peers_cache: Mutex::new(None),
         });
         let service = inner.clone();
+        let handler = move |msg| service.clone().handle(msg);
         executor
             .handle()
-            .spawn(serve(listener, transport_config, move |msg| {
-                service.clone().handle(msg)
-            }));
+            .spawn(serve(listener, transport_config, handler));
         executor.run(inner.clone().register())??;
         executor
             .handle()

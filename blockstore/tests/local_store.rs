@@ -475,3 +475,31 @@ fn managers_sharing_a_directory_keep_separate_blocks_and_clean_up() {
         "block directories are deleted"
     );
 }
+
+#[test]
+fn concurrent_puts_and_gets_stay_in_budget_and_read_back_whole_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let capacity = 200 * KIB as u64;
+    let bm = Arc::new(start(&dir, capacity));
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let bm = bm.clone();
+            std::thread::spawn(move || {
+                let mut rng = StdRng::seed_from_u64(t);
+                for i in 0..100u64 {
+                    let id = BlockId::stream(t as u32, i % 10);
+                    let block = data(t * 1000 + i, rng.random_range(1..=48 * KIB));
+                    bm.put_bytes(id.clone(), block.clone(), StorageLevel::MEMORY_AND_DISK_SER)
+                        .unwrap();
+                    assert!(bm.memory_used() <= capacity);
+                    // Only this thread writes this id, so it reads back what it just wrote.
+                    assert_eq!(bm.get_bytes(&id).unwrap(), Some(block));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(bm.memory_used() <= capacity);
+}
