@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, path::Path};
 
 use crate::{
-    CheckpointError, Epoch,
+    CheckpointError, Epoch, checksum,
     error::Result,
     layout,
     manifest::{Compression, PartInfo, Record},
@@ -126,7 +126,7 @@ impl Checkpoint {
             &what,
             &path,
             stored.len() as u64,
-            crc32c::crc32c(&stored),
+            checksum::crc32c_async(stored.clone()).await,
             part.stored_size,
             part.stored_crc32c,
         )?;
@@ -149,14 +149,10 @@ impl Checkpoint {
                 Bytes::from(decoded)
             }
         };
-        check(
-            &what,
-            &path,
-            data.len() as u64,
-            crc32c::crc32c(&data),
-            part.size,
-            part.crc32c,
-        )?;
+        if part.compression != Compression::None {
+            let crc = checksum::crc32c_async(data.clone()).await;
+            check(&what, &path, data.len() as u64, crc, part.size, part.crc32c)?;
+        }
         Ok(data)
     }
 

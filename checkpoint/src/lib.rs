@@ -43,6 +43,7 @@
 mod backend;
 pub mod blocking;
 mod checkpoint;
+mod checksum;
 mod epoch;
 mod error;
 mod layout;

@@ -94,6 +94,16 @@ pub(crate) async fn tail(
     shared: &Shared,
     hint: Option<(Epoch, u64)>,
 ) -> Result<Option<(Epoch, u64)>> {
+    if let Some((seq, generation)) = hint {
+        // Positions are only ever created right after the previous one exists, so if the
+        // position after the hint is free, the hint is the tail: one HEAD instead of a listing.
+        let next = layout::manifest_path(&shared.root, seq.next());
+        match shared.store.head(&next).await {
+            Err(object_store::Error::NotFound { .. }) => return Ok(Some((seq, generation))),
+            Err(e) => return Err(CheckpointError::store("head", &next, e)),
+            Ok(_) => {}
+        }
+    }
     let newer = positions(shared, hint.map(|(seq, _)| seq)).await?;
     if newer.is_empty() {
         if hint.is_some() {

@@ -58,8 +58,9 @@ struct Instance {
     instance_id: String,
     /// This instance's generation once claimed.
     generation: tokio::sync::Mutex<Option<u64>>,
-    /// The newest sequence position seen and its generation (narrows tail listings).
-    tail_hint: Mutex<Option<(Epoch, u64)>>,
+    /// The newest sequence position seen and its generation (narrows tail look-ups); writers
+    /// update it when they commit.
+    tail_hint: TailHint,
 }
 
 impl std::fmt::Debug for CheckpointStore {
@@ -68,6 +69,24 @@ impl std::fmt::Debug for CheckpointStore {
             .field("location", &self.inner.location)
             .field("instance", &self.inner.instance_id)
             .finish()
+    }
+}
+
+/// The newest sequence position an instance knows of, and its generation.
+#[derive(Clone, Default)]
+pub(crate) struct TailHint(Arc<Mutex<Option<(Epoch, u64)>>>);
+
+impl TailHint {
+    pub fn get(&self) -> Option<(Epoch, u64)> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves the hint forward (never back).
+    pub fn advance(&self, tail: (Epoch, u64)) {
+        let mut hint = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if hint.is_none_or(|(seq, _)| seq < tail.0) {
+            *hint = Some(tail);
+        }
     }
 }
 
@@ -132,7 +151,7 @@ impl CheckpointStore {
                 location,
                 instance_id: random_id(),
                 generation: tokio::sync::Mutex::new(None),
-                tail_hint: Mutex::new(None),
+                tail_hint: TailHint::default(),
             }),
         }
     }
@@ -169,22 +188,11 @@ impl CheckpointStore {
     }
 
     fn hint(&self) -> Option<(Epoch, u64)> {
-        *self
-            .inner
-            .tail_hint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.inner.tail_hint.get()
     }
 
     fn set_hint(&self, tail: (Epoch, u64)) {
-        let mut hint = self
-            .inner
-            .tail_hint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if hint.is_none_or(|(seq, _)| seq < tail.0) {
-            *hint = Some(tail);
-        }
+        self.inner.tail_hint.advance(tail);
     }
 
     /// Starts a checkpoint at the next epoch. The instance's first call claims a new writer
@@ -221,7 +229,12 @@ impl CheckpointStore {
                 reason: format!("writer generation {tail_generation} has started"),
             });
         }
-        Ok(CheckpointWriter::new(Arc::clone(shared), epoch, generation))
+        Ok(CheckpointWriter::new(
+            Arc::clone(shared),
+            epoch,
+            generation,
+            self.inner.tail_hint.clone(),
+        ))
     }
 
     /// The newest committed checkpoint whose manifest verifies and whose parts all exist.

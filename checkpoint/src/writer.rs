@@ -9,13 +9,13 @@ use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart, path::Path};
 
 use crate::{
-    Checkpoint, CheckpointError, Epoch,
+    Checkpoint, CheckpointError, Epoch, checksum,
     error::Result,
     layout,
     manifest::{CURRENT_FORMAT, Compression, PartInfo, Record, RecordKind},
     part_writer::{PartSlot, PartWriter},
     sequence::{self, CreateOutcome},
-    store::{Shared, now_unix_ms, random_id},
+    store::{Shared, TailHint, now_unix_ms, random_id},
 };
 
 /// Per-part settings.
@@ -65,6 +65,7 @@ pub struct CheckpointWriter {
     /// Objects this writer stored (deleted if it never commits).
     written: Arc<Mutex<Vec<Path>>>,
     committed: bool,
+    tail_hint: TailHint,
 }
 
 impl std::fmt::Debug for CheckpointWriter {
@@ -79,7 +80,12 @@ impl std::fmt::Debug for CheckpointWriter {
 }
 
 impl CheckpointWriter {
-    pub(crate) fn new(shared: Arc<Shared>, epoch: Epoch, generation: u64) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        epoch: Epoch,
+        generation: u64,
+        tail_hint: TailHint,
+    ) -> Self {
         Self {
             shared,
             epoch,
@@ -89,6 +95,7 @@ impl CheckpointWriter {
             names: HashSet::new(),
             written: Arc::default(),
             committed: false,
+            tail_hint,
         }
     }
 
@@ -168,42 +175,38 @@ impl CheckpointWriter {
         options: PartOptions,
     ) -> Result<PartInfo> {
         let size = data.len() as u64;
-        let crc = crc32c::crc32c(&data);
         let compression = self.compression(options);
-        let stored = match compression {
-            Compression::None => data,
+        self.record_written(path.clone());
+        let (crc, stored_crc, stored_size) = match compression {
+            Compression::None => {
+                // Checksum while the bytes are uploading: on fast storage it would otherwise
+                // add its whole cost to the checkpoint.
+                let crc = checksum::crc32c_async(data.clone());
+                let (crc, uploaded) = tokio::join!(crc, self.upload(path, data));
+                uploaded?;
+                (crc, crc, size)
+            }
             Compression::Zstd => {
+                let crc = checksum::crc32c_async(data.clone());
                 let level = self.shared.options.zstd_level;
-                let compressed =
-                    tokio::task::spawn_blocking(move || zstd::bulk::compress(&data, level))
-                        .await
-                        .map_err(|e| CheckpointError::Io {
-                            context: format!("compressing part {name:?}"),
-                            source: std::io::Error::other(e),
-                        })?
-                        .map_err(|e| CheckpointError::Io {
-                            context: format!("compressing part {name:?}"),
-                            source: e,
-                        })?;
-                Bytes::from(compressed)
+                let compress =
+                    tokio::task::spawn_blocking(move || zstd::bulk::compress(&data, level));
+                let (crc, compressed) = tokio::join!(crc, compress);
+                let compressed = compressed
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r)
+                    .map_err(|e| CheckpointError::Io {
+                        context: format!("compressing part {name:?}"),
+                        source: e,
+                    })?;
+                let stored = Bytes::from(compressed);
+                let stored_size = stored.len() as u64;
+                let stored_crc = checksum::crc32c_async(stored.clone());
+                let (stored_crc, uploaded) = tokio::join!(stored_crc, self.upload(path, stored));
+                uploaded?;
+                (crc, stored_crc, stored_size)
             }
         };
-        let stored_crc = if compression == Compression::None {
-            crc
-        } else {
-            crc32c::crc32c(&stored)
-        };
-        let stored_size = stored.len() as u64;
-        self.record_written(path.clone());
-        if stored.len() >= self.shared.options.multipart_threshold {
-            self.upload_multipart(path, stored).await?;
-        } else {
-            self.shared
-                .store
-                .put(path, PutPayload::from(stored))
-                .await
-                .map_err(|e| CheckpointError::store("put", path, e))?;
-        }
         Ok(PartInfo {
             name: name.to_string(),
             path: rel,
@@ -214,6 +217,19 @@ impl CheckpointWriter {
             compression,
             origin_epoch: self.epoch,
         })
+    }
+
+    /// Uploads a whole part: one put, or a multipart upload from the configured threshold on.
+    async fn upload(&self, path: &Path, data: Bytes) -> Result<()> {
+        if data.len() >= self.shared.options.multipart_threshold {
+            return self.upload_multipart(path, data).await;
+        }
+        self.shared
+            .store
+            .put(path, PutPayload::from(data))
+            .await
+            .map_err(|e| CheckpointError::store("put", path, e))?;
+        Ok(())
     }
 
     async fn upload_multipart(&self, path: &Path, data: Bytes) -> Result<()> {
@@ -335,10 +351,14 @@ impl CheckpointWriter {
         match sequence::create(&self.shared, self.epoch, &record).await? {
             CreateOutcome::Created => {
                 self.committed = true;
+                self.tail_hint.advance((self.epoch, self.generation));
                 tracing::debug!(epoch = %self.epoch, generation = self.generation, "checkpoint committed");
                 Ok(self.epoch)
             }
             CreateOutcome::Taken(found) => {
+                if let Some(r) = &found {
+                    self.tail_hint.advance((self.epoch, r.generation));
+                }
                 let reason = match found {
                     Some(r) if r.generation > self.generation => {
                         format!("writer generation {} has started", r.generation)
