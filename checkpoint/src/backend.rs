@@ -34,8 +34,10 @@ pub struct CheckpointOptions {
     /// Multipart part uploads in flight per streamed part; with `upload_chunk_size` this bounds
     /// a part writer's memory.
     pub upload_concurrency: usize,
-    /// Parts whose logical size reaches this are written with a multipart upload by `put_part`.
-    pub multipart_threshold: usize,
+    /// Parts of at least this many (stored) bytes are written by `put_part` with a multipart
+    /// upload (parallel part uploads, per-part retries). `None`: 64 MiB on remote stores (S3,
+    /// HDFS); never on local disk and in memory, where one put of the bytes at hand is cheapest.
+    pub multipart_threshold: Option<usize>,
     /// Compression of parts written without explicit [`crate::PartOptions`].
     pub compression: Compression,
     /// zstd level used when compressing.
@@ -51,7 +53,7 @@ impl Default for CheckpointOptions {
             request_timeout: Duration::from_secs(60),
             upload_chunk_size: 8 * 1024 * 1024,
             upload_concurrency: 4,
-            multipart_threshold: 64 * 1024 * 1024,
+            multipart_threshold: None,
             compression: Compression::None,
             zstd_level: 3,
             storage_options: Vec::new(),
@@ -79,10 +81,15 @@ impl CheckpointOptions {
     }
 }
 
+/// Default multipart threshold of remote stores.
+const REMOTE_MULTIPART_THRESHOLD: usize = 64 * 1024 * 1024;
+
 /// An opened backend: the store (with deadlines) and the root prefix inside it.
 pub(crate) struct Backend {
     pub store: Arc<dyn ObjectStore>,
     pub root: Path,
+    /// `put_part` threshold for multipart uploads (resolved from the options and the backend).
+    pub multipart_threshold: usize,
 }
 
 fn invalid(url: &str, reason: impl Into<String>) -> CheckpointError {
@@ -95,16 +102,22 @@ fn invalid(url: &str, reason: impl Into<String>) -> CheckpointError {
 /// Opens the backend a checkpoint URL names.
 pub(crate) fn open(location: &str, options: &CheckpointOptions) -> Result<Backend> {
     let url = Url::parse(location).map_err(|e| invalid(location, e.to_string()))?;
-    let (store, root): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
-        "file" => (open_local(location, &url)?, Path::default()),
-        "memory" => open_memory(location, &url)?,
-        "s3" | "s3a" => open_s3(location, &url, options)?,
-        "hdfs" | "viewfs" => open_hdfs(location, &url, options)?,
+    let ((store, root), remote): ((Arc<dyn ObjectStore>, Path), bool) = match url.scheme() {
+        "file" => ((open_local(location, &url)?, Path::default()), false),
+        "memory" => (open_memory(location, &url)?, false),
+        "s3" | "s3a" => (open_s3(location, &url, options)?, true),
+        "hdfs" | "viewfs" => (open_hdfs(location, &url, options)?, true),
         other => return Err(invalid(location, format!("unsupported scheme {other:?}"))),
+    };
+    let default_threshold = if remote {
+        REMOTE_MULTIPART_THRESHOLD
+    } else {
+        usize::MAX
     };
     Ok(Backend {
         store: Arc::new(TimeoutStore::new(store, options.request_timeout)),
         root,
+        multipart_threshold: options.multipart_threshold.unwrap_or(default_threshold),
     })
 }
 
@@ -117,6 +130,9 @@ pub(crate) fn from_store(
     Backend {
         store: Arc::new(TimeoutStore::new(store, options.request_timeout)),
         root,
+        multipart_threshold: options
+            .multipart_threshold
+            .unwrap_or(REMOTE_MULTIPART_THRESHOLD),
     }
 }
 

@@ -5,16 +5,15 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectStoreExt, path::Path};
+use object_store::{GetResultPayload, ObjectStoreExt, path::Path};
 
 use crate::{
     CheckpointError, Epoch, checksum,
     error::Result,
     layout,
     manifest::{Compression, PartInfo, Record},
-    sequence,
     store::Shared,
 };
 
@@ -120,13 +119,13 @@ impl Checkpoint {
     pub async fn read_part(&self, name: &str) -> Result<Bytes> {
         let part = self.part_or_err(name)?;
         let path = layout::resolve(&self.shared.root, &part.path)?;
-        let stored = sequence::get_bytes(&self.shared, &path).await?;
+        let (stored, stored_crc) = self.fetch_with_crc(&path).await?;
         let what = format!("part {name}");
         check(
             &what,
             &path,
             stored.len() as u64,
-            checksum::crc32c_async(stored.clone()).await,
+            stored_crc,
             part.stored_size,
             part.stored_crc32c,
         )?;
@@ -154,6 +153,47 @@ impl Checkpoint {
             check(&what, &path, data.len() as u64, crc, part.size, part.crc32c)?;
         }
         Ok(data)
+    }
+
+    /// Reads a whole object and its CRC32C. A streamed body (S3, HDFS) is checksummed chunk by
+    /// chunk as it arrives, overlapping the checksum with the transfer; a local file or a single
+    /// in-memory buffer is checksummed in parallel once read.
+    async fn fetch_with_crc(&self, path: &Path) -> Result<(Bytes, u32)> {
+        let result = self
+            .shared
+            .store
+            .get(path)
+            .await
+            .map_err(|e| CheckpointError::store("get", path, e))?;
+        if matches!(result.payload, GetResultPayload::File(..)) {
+            let bytes = result
+                .bytes()
+                .await
+                .map_err(|e| CheckpointError::store("read", path, e))?;
+            return Ok((bytes.clone(), checksum::crc32c_async(bytes).await));
+        }
+        let size = usize::try_from(result.meta.size).unwrap_or(usize::MAX);
+        let mut stream = result.into_stream();
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut crc = 0u32;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| CheckpointError::store("read", path, e))?;
+            let chunk_crc = checksum::crc32c_async(chunk.clone()).await;
+            crc = crc32c::crc32c_combine(crc, chunk_crc, chunk.len());
+            chunks.push(chunk);
+        }
+        let bytes = match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.pop().unwrap_or_default(),
+            _ => {
+                let mut joined = BytesMut::with_capacity(size);
+                for chunk in &chunks {
+                    joined.extend_from_slice(chunk);
+                }
+                joined.freeze()
+            }
+        };
+        Ok((bytes, crc))
     }
 
     /// Reads every part (streaming, a few at a time) and checks each one's stored size and

@@ -71,4 +71,11 @@ mod tests {
             assert_eq!(super::crc32c(&data), crc32c::crc32c(&data), "len {len}");
         }
     }
+
+    #[test]
+    fn combining_onto_the_empty_crc_is_identity() {
+        let data = b"a streamed chunk";
+        let crc = crc32c::crc32c(data);
+        assert_eq!(crc32c::crc32c_combine(0, crc, data.len()), crc);
+    }
 }

@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub store: Arc<dyn ObjectStore>,
     pub root: Path,
     pub options: CheckpointOptions,
+    /// `put_part` uses a multipart upload from this many stored bytes on.
+    pub multipart_threshold: usize,
 }
 
 pub(crate) fn now_unix_ms() -> u64 {
@@ -147,6 +149,7 @@ impl CheckpointStore {
                     store: backend.store,
                     root: backend.root,
                     options,
+                    multipart_threshold: backend.multipart_threshold,
                 }),
                 location,
                 instance_id: random_id(),

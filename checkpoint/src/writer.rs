@@ -221,7 +221,7 @@ impl CheckpointWriter {
 
     /// Uploads a whole part: one put, or a multipart upload from the configured threshold on.
     async fn upload(&self, path: &Path, data: Bytes) -> Result<()> {
-        if data.len() >= self.shared.options.multipart_threshold {
+        if data.len() >= self.shared.multipart_threshold {
             return self.upload_multipart(path, data).await;
         }
         self.shared

@@ -19,7 +19,7 @@ fn options() -> CheckpointOptions {
     let mut options = CheckpointOptions::default().with_request_timeout(Duration::from_secs(30));
     options.upload_chunk_size = 5 * 1024 * 1024;
     options.upload_concurrency = 3;
-    options.multipart_threshold = 6 * 1024 * 1024;
+    options.multipart_threshold = Some(6 * 1024 * 1024);
     options
 }
 
