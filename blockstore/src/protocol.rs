@@ -603,6 +603,29 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = Message::decode(Bytes::from(bytes));
+        }
+
+        #[test]
+        fn decoding_a_corrupted_put_never_panics(flip in 0usize..200, mask in 1u8..=255) {
+            let put = Message::PutBlock {
+                id: BlockId::stream(3, 4),
+                level: StorageLevel::DISK_ONLY_2,
+                size: 5,
+                replicate: true,
+                stored: StoredBytes { data: Bytes::from_static(b"hello"), compressed: false },
+            };
+            let (mut head, _) = put.encode();
+            head.extend_from_slice(b"hello");
+            let i = flip % head.len();
+            head[i] ^= mask;
+            let _ = Message::decode(Bytes::from(head));
+        }
+    }
+
     #[tokio::test]
     async fn frames_check_length_and_checksum() {
         let mut buf = Vec::new();
