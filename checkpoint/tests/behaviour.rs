@@ -271,3 +271,47 @@ async fn cli_reads_without_fencing_the_driver() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported scheme"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_settings_from_options_and_signatures_are_checked() {
+    use tidemark_test_servers::{
+        S3_ACCESS_KEY, S3_BUCKET, S3_REGION, S3_SECRET_KEY, seaweedfs, unique_name,
+    };
+    let server = seaweedfs();
+    let url = format!("s3://{S3_BUCKET}/{}", unique_name("options"));
+    let options = |secret: &str| {
+        CheckpointOptions::default()
+            .with_request_timeout(Duration::from_secs(10))
+            .with_storage_option("endpoint", server.endpoint())
+            .with_storage_option("region", S3_REGION)
+            .with_storage_option("access_key_id", S3_ACCESS_KEY)
+            .with_storage_option("secret_access_key", secret)
+            .with_storage_option("allow_http", "true")
+    };
+    let store = CheckpointStore::open_with(&url, options(S3_SECRET_KEY))
+        .await
+        .unwrap();
+    let mut w = store.begin().await.unwrap();
+    w.put_part("metadata", Bytes::from_static(b"signed"))
+        .await
+        .unwrap();
+    let epoch = w.commit().await.unwrap();
+    assert_eq!(store.latest().await.unwrap().unwrap().epoch(), epoch);
+
+    // A wrong secret yields bad signatures, which the server rejects.
+    let forged = CheckpointStore::open_with(&url, options("not-the-secret"))
+        .await
+        .unwrap();
+    match forged.latest().await {
+        Err(CheckpointError::Store { .. }) => {}
+        other => panic!("a request with a bad signature must fail, got {other:?}"),
+    }
+    assert!(matches!(
+        CheckpointStore::open_with(
+            &url,
+            options(S3_SECRET_KEY).with_storage_option("no_such_option", "1")
+        )
+        .await,
+        Err(CheckpointError::InvalidLocation { .. })
+    ));
+}
