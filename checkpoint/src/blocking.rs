@@ -7,7 +7,10 @@
 use std::{io, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use tokio::{io::AsyncWriteExt, runtime::Runtime};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    runtime::Runtime,
+};
 
 pub use crate::{
     CheckpointError, CheckpointInfo, CheckpointOptions, CheckpointState, Compression, Epoch,
@@ -207,6 +210,15 @@ impl Checkpoint {
         self.rt.block_on(self.inner.read_part(name))
     }
 
+    /// A streamed part as a `std::io::Read`; see [`crate::Checkpoint::part_reader`].
+    pub fn part_reader(&self, name: &str) -> Result<PartReader> {
+        let inner = self.rt.block_on(self.inner.part_reader(name))?;
+        Ok(PartReader {
+            inner,
+            rt: Arc::clone(&self.rt),
+        })
+    }
+
     /// See [`crate::Checkpoint::verify`].
     pub fn verify(&self) -> Result<()> {
         self.rt.block_on(self.inner.verify())
@@ -215,5 +227,19 @@ impl Checkpoint {
     /// The async checkpoint this wraps.
     pub fn as_async(&self) -> &crate::Checkpoint {
         &self.inner
+    }
+}
+
+/// Blocking [`crate::PartReader`]: a `std::io::Read` that fails with `InvalidData` at the end if
+/// the part is damaged.
+#[derive(Debug)]
+pub struct PartReader {
+    inner: crate::PartReader,
+    rt: Arc<Runtime>,
+}
+
+impl io::Read for PartReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.rt.block_on(self.inner.read(buf))
     }
 }

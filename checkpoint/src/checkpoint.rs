@@ -14,6 +14,7 @@ use crate::{
     error::Result,
     layout,
     manifest::{Compression, PartInfo, Record},
+    reader::{self, PartReader},
     store::Shared,
 };
 
@@ -208,15 +209,9 @@ impl Checkpoint {
 
     async fn verify_part(&self, part: &PartInfo) -> Result<()> {
         let path = layout::resolve(&self.shared.root, &part.path)?;
-        let result = self
-            .shared
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| CheckpointError::store("get", &path, e))?;
-        let mut stream = result.into_stream();
+        let mut chunks = reader::object_chunks(&self.shared, &path).await?;
         let (mut crc, mut size) = (0u32, 0u64);
-        while let Some(chunk) = stream.next().await {
+        while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(|e| CheckpointError::store("read", &path, e))?;
             crc = crc32c::crc32c_append(crc, &chunk);
             size += chunk.len() as u64;
@@ -229,6 +224,15 @@ impl Checkpoint {
             part.stored_size,
             part.stored_crc32c,
         )
+    }
+
+    /// Opens a part for streaming reads (a Tokio `AsyncRead`), decompressing on the fly with
+    /// bounded memory. Sizes and checksums are checked when the end is reached; a damaged part
+    /// fails the final read with `InvalidData`.
+    pub async fn part_reader(&self, name: &str) -> Result<PartReader> {
+        let part = self.part_or_err(name)?;
+        let path = layout::resolve(&self.shared.root, &part.path)?;
+        PartReader::open(&self.shared, &path, part.clone()).await
     }
 }
 

@@ -217,6 +217,9 @@ fn blocking_api_round_trip() {
         Bytes::from_static(b"blocking")
     );
     assert_eq!(cp.read_part("state").unwrap().len(), 1_000_000);
+    let mut streamed = Vec::new();
+    std::io::Read::read_to_end(&mut cp.part_reader("state").unwrap(), &mut streamed).unwrap();
+    assert_eq!(streamed, vec![7u8; 1_000_000]);
     cp.verify().unwrap();
     let list = store.list().unwrap();
     assert_eq!(list.len(), 1);

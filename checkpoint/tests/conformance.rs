@@ -31,7 +31,8 @@ macro_rules! conformance {
                 old_format_manifest_fixture_still_reads,
                 unknown_newer_format_is_a_clear_error,
                 zstd_parts_round_trip,
-                unfinished_streamed_part_blocks_commit
+                unfinished_streamed_part_blocks_commit,
+                streamed_reads_verify_at_the_end
             );
         }
     };

@@ -608,3 +608,53 @@ pub async fn unfinished_streamed_part_blocks_commit(url: UrlFn) {
         Err(CheckpointError::DuplicatePart { .. })
     ));
 }
+
+pub async fn streamed_reads_verify_at_the_end(url: UrlFn) {
+    use tokio::io::AsyncReadExt;
+    let store = open(&url("part-reader")).await;
+    let plain = noise(3 * 1024 * 1024 + 5, 11);
+    let text: Vec<u8> = b"compressible state\n".repeat(300_000);
+    let mut w = store.begin().await.unwrap();
+    w.put_part("plain", plain.clone()).await.unwrap();
+    w.put_part_with("zstd", text.clone(), PartOptions::zstd())
+        .await
+        .unwrap();
+    w.commit().await.unwrap();
+    let cp = store.latest().await.unwrap().unwrap();
+
+    let mut out = Vec::new();
+    cp.part_reader("plain")
+        .await
+        .unwrap()
+        .read_to_end(&mut out)
+        .await
+        .unwrap();
+    assert_eq!(out, plain);
+    out.clear();
+    cp.part_reader("zstd")
+        .await
+        .unwrap()
+        .read_to_end(&mut out)
+        .await
+        .unwrap();
+    assert_eq!(out, text);
+
+    // Damage the stored object: the read fails at the end instead of returning bad data quietly.
+    let path = store.part_path(cp.part("plain").unwrap()).unwrap();
+    let mut bytes = plain.clone();
+    bytes[12345] ^= 0x80;
+    store
+        .object_store()
+        .put(&path, PutPayload::from(bytes))
+        .await
+        .unwrap();
+    out.clear();
+    let err = cp
+        .part_reader("plain")
+        .await
+        .unwrap()
+        .read_to_end(&mut out)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+}
