@@ -146,7 +146,9 @@ fn open_local(location: &str, url: &Url) -> Result<Arc<dyn ObjectStore>> {
     })?;
     let fs = LocalFileSystem::new_with_prefix(&dir)
         .map_err(|e| invalid(location, e.to_string()))?
-        .with_fsync(true);
+        .with_fsync(true)
+        // Remove directories emptied by retention and garbage collection.
+        .with_automatic_cleanup(true);
     Ok(Arc::new(fs))
 }
 

@@ -5,9 +5,9 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use object_store::{GetResultPayload, ObjectStoreExt, path::Path};
+use object_store::path::Path;
 
 use crate::{
     CheckpointError, Epoch, checksum,
@@ -15,6 +15,7 @@ use crate::{
     layout,
     manifest::{Compression, PartInfo, Record},
     reader::{self, PartReader},
+    sequence,
     store::Shared,
 };
 
@@ -156,45 +157,11 @@ impl Checkpoint {
         Ok(data)
     }
 
-    /// Reads a whole object and its CRC32C. A streamed body (S3, HDFS) is checksummed chunk by
-    /// chunk as it arrives, overlapping the checksum with the transfer; a local file or a single
-    /// in-memory buffer is checksummed in parallel once read.
+    /// Reads a whole object and its CRC32C (computed in parallel once the bytes are in: on a
+    /// CPU-bound host that beats checksumming chunk by chunk during the transfer).
     async fn fetch_with_crc(&self, path: &Path) -> Result<(Bytes, u32)> {
-        let result = self
-            .shared
-            .store
-            .get(path)
-            .await
-            .map_err(|e| CheckpointError::store("get", path, e))?;
-        if matches!(result.payload, GetResultPayload::File(..)) {
-            let bytes = result
-                .bytes()
-                .await
-                .map_err(|e| CheckpointError::store("read", path, e))?;
-            return Ok((bytes.clone(), checksum::crc32c_async(bytes).await));
-        }
-        let size = usize::try_from(result.meta.size).unwrap_or(usize::MAX);
-        let mut stream = result.into_stream();
-        let mut chunks: Vec<Bytes> = Vec::new();
-        let mut crc = 0u32;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| CheckpointError::store("read", path, e))?;
-            let chunk_crc = checksum::crc32c_async(chunk.clone()).await;
-            crc = crc32c::crc32c_combine(crc, chunk_crc, chunk.len());
-            chunks.push(chunk);
-        }
-        let bytes = match chunks.len() {
-            0 => Bytes::new(),
-            1 => chunks.pop().unwrap_or_default(),
-            _ => {
-                let mut joined = BytesMut::with_capacity(size);
-                for chunk in &chunks {
-                    joined.extend_from_slice(chunk);
-                }
-                joined.freeze()
-            }
-        };
-        Ok((bytes, crc))
+        let bytes = sequence::get_bytes(&self.shared, path).await?;
+        Ok((bytes.clone(), checksum::crc32c_async(bytes).await))
     }
 
     /// Reads every part (streaming, a few at a time) and checks each one's stored size and
