@@ -3,7 +3,8 @@
 //! Every frame of every live segment is verified (CRC32C bound to the segment
 //! incarnation, LSN density, batch completeness). The first frame that does not
 //! verify is a *break*, classified as:
-//! - a **clean end**: the frame is blank and nothing valid follows it;
+//! - a **clean end**: no frame of this segment incarnation starts there (zeros,
+//!   or stale bytes of a recycled segment), and nothing valid follows it;
 //! - a **torn tail**: something was half written, and no valid frame written
 //!   later shows that the broken record had been durable;
 //! - **corruption**: a valid frame written later carries a durable LSN at or
@@ -425,9 +426,7 @@ fn resolve_break(
 }
 
 fn classify_break(seg: &Segment, off: u64, lsn: u64, later: &[Arc<Segment>], what: &str) -> Break {
-    let blank = seg
-        .bytes(off, FRAME_HEADER_LEN as u64)
-        .is_none_or(|b| b.iter().all(|&x| x == 0));
+    let blank = is_blank(seg, off);
     let mut witness = None::<(u64, u64)>;
     let mut seen_any = false;
     let later_frames = later
@@ -449,6 +448,20 @@ fn classify_break(seg: &Segment, off: u64, lsn: u64, later: &[Arc<Segment>], wha
         )),
         None if blank && !seen_any => Break::CleanEnd,
         None => Break::Torn,
+    }
+}
+
+/// True when no frame of this segment incarnation was begun at `off`: all
+/// zeros, or stale bytes of a recycled segment (a non-zero tag of another
+/// incarnation). A zero tag under non-zero bytes is a header torn mid-write.
+fn is_blank(seg: &Segment, off: u64) -> bool {
+    let Some(raw) = seg.bytes(off, FRAME_HEADER_LEN as u64) else {
+        return true;
+    };
+    let tag = u32::from_le_bytes([raw[16], raw[17], raw[18], raw[19]]);
+    match tag {
+        0 => raw.iter().all(|&b| b == 0),
+        t => t != seg.header.tag,
     }
 }
 

@@ -300,6 +300,11 @@ impl Segment {
     /// Makes bytes up to `to` durable (msync of the range not yet synced).
     /// Only the sync leader or recovery calls this.
     pub(crate) fn sync_to(&self, to: u64) -> Result<()> {
+        #[cfg(test)]
+        if fail_injection::SYNC_FAILS.load(Ordering::SeqCst) {
+            let eio = std::io::Error::from_raw_os_error(libc::EIO);
+            return Err(WalError::io("sync", &self.path, eio));
+        }
         let from = self.synced_to.load(Ordering::Acquire);
         let to = to.min(self.len());
         if to <= from {
@@ -320,4 +325,13 @@ impl Segment {
             seq: self.header.seq,
         }
     }
+}
+
+/// Failure injection for the crate's own tests.
+#[cfg(test)]
+pub(crate) mod fail_injection {
+    use std::sync::atomic::AtomicBool;
+
+    /// While set, every segment sync in this process fails with EIO.
+    pub(crate) static SYNC_FAILS: AtomicBool = AtomicBool::new(false);
 }

@@ -49,7 +49,9 @@ pub(crate) fn unix_nanos() -> u64 {
 /// - After a crash, `open` returns every record that was durable, byte for byte,
 ///   and nothing that was not appended; a batch is there whole or not at all.
 /// - A failed sync is fatal for the instance: every later append and sync fails
-///   with [`WalError::Poisoned`] until the log is reopened.
+///   with [`WalError::Poisoned`] until the log is reopened. The append that saw
+///   the failure has an unknown outcome, as any write whose sync failed: after
+///   reopening, its record is either there whole or absent.
 /// - One writing process per directory (an advisory lock); read-only opens take no lock.
 ///
 /// Dropping the log does not sync: records appended and not yet durable stay in
@@ -467,7 +469,16 @@ impl Inner {
             if cur.is_none_or(|s| lsn >= s.end_lsn()) {
                 cur = segs.range(..=lsn).next_back().map(|(_, s)| s);
             }
-            let Some(seg) = cur else { break };
+            let Some(seg) = cur else {
+                // LSNs below the first live segment were retired whole: they count as written.
+                match segs.first_key_value() {
+                    Some((&base, _)) if base > lsn => {
+                        w = base - 1;
+                        continue;
+                    }
+                    _ => break,
+                }
+            };
             if lsn < seg.header.base_lsn || seg.index.get(lsn - seg.header.base_lsn).is_none() {
                 break;
             }
@@ -568,5 +579,60 @@ impl Inner {
             inner.sync_through(target, Duration::ZERO).is_ok()
         });
         *self.ticker.lock() = Some(ticker);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::segment::fail_injection::SYNC_FAILS;
+
+    #[test]
+    fn a_failed_sync_poisons_the_instance_until_it_is_reopened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = WalOptions {
+            segment_size: 64 << 10,
+            durability: Durability::PerWrite,
+            ..WalOptions::default()
+        };
+        let wal = Wal::open(dir.path(), opts.clone()).expect("open");
+        wal.append(b"a").expect("append");
+        wal.append(b"b").expect("append");
+        SYNC_FAILS.store(true, Ordering::SeqCst);
+        let failed = wal.append(b"c");
+        SYNC_FAILS.store(false, Ordering::SeqCst);
+        match failed {
+            Err(WalError::Poisoned { cause }) => {
+                assert!(cause.contains("Input/output error"), "{cause}")
+            }
+            other => panic!("a failed sync must poison the log, got {other:?}"),
+        }
+        // The disk works again, but this instance cannot prove anything durable any more.
+        assert!(matches!(wal.append(b"d"), Err(WalError::Poisoned { .. })));
+        assert!(matches!(wal.sync(), Err(WalError::Poisoned { .. })));
+        assert!(matches!(
+            wal.truncate_before(Lsn(2)),
+            Err(WalError::Poisoned { .. })
+        ));
+        assert_eq!(&wal.read(Lsn(1)).expect("reads still work").data[..], b"a");
+        drop(wal);
+
+        let wal = Wal::open(dir.path(), opts).expect("reopen recovers");
+        assert_eq!(
+            &wal.read(Lsn(2)).expect("durable before the failure").data[..],
+            b"b"
+        );
+        // The failed record's outcome is unknown to its writer: present or absent, never garbage.
+        let next = match wal.read(Lsn(3)) {
+            Ok(rec) => {
+                assert_eq!(&rec.data[..], b"c");
+                Lsn(4)
+            }
+            Err(WalError::NotFound { .. }) => Lsn(3),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(wal.append(b"e").expect("append after reopen"), next);
     }
 }
