@@ -1,0 +1,195 @@
+//! tidemark-wal against the machine's own limits, in one criterion run.
+//!
+//! Groups (ids are `group/function/parameter`):
+//! - `machine_limits`: `pwrite_fdatasync` (durable floor, zero-filled file) and
+//!   `bufwriter` (buffered ceiling) for each record size;
+//! - `wal_append`: Buffered / PerWrite / Group with 1, 8 and 32 writers, for
+//!   100 B, 1 KiB and 64 KiB records; one element = one append;
+//! - `wal_replay`: a full CRC-verified scan of a 1 GiB log of 4 KiB records from
+//!   the page cache, a plain buffered read of the same files, and reopen time;
+//! - `wal_segment_init`: PerWrite 1 KiB appends into zero-filled vs reserve-only
+//!   segments (why new segments are zero-filled through their mapping).
+//!
+//! Run: `cargo bench -p tidemark-benches --bench wal`, then
+//! `python3 scripts/bench-report.py` to regenerate BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tidemark_benches::{PlainBufWriter, PwriteFdatasync, plain_read_dir, quick};
+use tidemark_wal::{Durability, Lsn, SegmentInit, Wal, WalOptions};
+
+const SIZES: [(usize, &str); 3] = [(100, "100B"), (1024, "1KiB"), (64 << 10, "64KiB")];
+
+fn group_commit() -> Durability {
+    Durability::Group {
+        max_delay: Duration::from_micros(500),
+    }
+}
+
+fn modes() -> Vec<(&'static str, Durability, usize)> {
+    vec![
+        ("buffered_1w", Durability::Buffered, 1),
+        ("buffered_8w", Durability::Buffered, 8),
+        ("perwrite_1w", Durability::PerWrite, 1),
+        ("group_1w", group_commit(), 1),
+        ("group_8w", group_commit(), 8),
+        ("group_32w", group_commit(), 32),
+    ]
+}
+
+fn machine_limits(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut g = c.benchmark_group("machine_limits");
+    g.throughput(Throughput::Elements(1));
+    for (size, label) in SIZES {
+        let record = vec![0xA5u8; size];
+        let mut floor =
+            PwriteFdatasync::new(&dir.path().join("floor"), 256 << 20).expect("floor file");
+        g.bench_function(BenchmarkId::new("pwrite_fdatasync", label), |b| {
+            b.iter(|| floor.write(black_box(&record)).expect("pwrite+fdatasync"))
+        });
+        let mut ceiling =
+            PlainBufWriter::new(&dir.path().join("ceiling"), 1 << 30).expect("ceiling file");
+        g.bench_function(BenchmarkId::new("bufwriter", label), |b| {
+            b.iter(|| ceiling.write(black_box(&record)).expect("write"))
+        });
+    }
+    g.finish();
+}
+
+/// `iters` appends of `record` shared by `writers` threads; returns the elapsed time.
+fn timed_appends(wal: &Arc<Wal>, record: &[u8], writers: usize, iters: u64) -> Duration {
+    let per = iters.div_ceil(writers as u64);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..writers {
+            s.spawn(|| {
+                for _ in 0..per {
+                    black_box(wal.append(record).expect("append"));
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed();
+    // Keep the disk footprint bounded: retire what this sample wrote (segments are recycled).
+    if let Some(last) = wal.last_lsn() {
+        wal.truncate_before(Lsn(last.0)).expect("truncate");
+    }
+    elapsed
+}
+
+fn wal_append(c: &mut Criterion) {
+    let mut g = c.benchmark_group("wal_append");
+    g.throughput(Throughput::Elements(1));
+    for (size, label) in SIZES {
+        let record = vec![0x5Au8; size];
+        for (name, durability, writers) in modes() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let wal = Arc::new(
+                Wal::open(
+                    dir.path(),
+                    WalOptions {
+                        durability,
+                        ..WalOptions::default()
+                    },
+                )
+                .expect("open"),
+            );
+            g.bench_function(BenchmarkId::new(name, label), |b| {
+                b.iter_custom(|iters| timed_appends(&wal, &record, writers, iters))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn wal_replay(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let total: u64 = if quick() { 64 << 20 } else { 1 << 30 };
+    let record = vec![0x3Cu8; 4096];
+    {
+        let wal = Wal::open(
+            dir.path(),
+            WalOptions {
+                durability: Durability::Buffered,
+                ..WalOptions::default()
+            },
+        )
+        .expect("open");
+        for _ in 0..total / record.len() as u64 {
+            wal.append(&record).expect("append");
+        }
+        wal.sync().expect("sync");
+    }
+    let opts = WalOptions {
+        durability: Durability::Buffered,
+        ..WalOptions::default()
+    };
+    let mut g = c.benchmark_group("wal_replay");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(total));
+    let label = if quick() { "64MiB" } else { "1GiB" };
+    let wal = Wal::open_read_only(dir.path(), opts.clone()).expect("open read-only");
+    g.bench_function(BenchmarkId::new("tidemark_iter", label), |b| {
+        b.iter(|| {
+            let mut bytes = 0u64;
+            for rec in wal.iter_from(Lsn(1)) {
+                bytes += black_box(rec.expect("record").data.len()) as u64;
+            }
+            assert_eq!(bytes, total);
+        })
+    });
+    drop(wal);
+    g.bench_function(BenchmarkId::new("plain_read", label), |b| {
+        b.iter(|| black_box(plain_read_dir(dir.path()).expect("read")))
+    });
+    g.bench_function(BenchmarkId::new("reopen_verify", label), |b| {
+        b.iter(|| {
+            let wal = Wal::open(dir.path(), opts.clone()).expect("reopen");
+            assert_eq!(wal.recovery_report().records, total / 4096);
+        })
+    });
+    g.finish();
+}
+
+fn wal_segment_init(c: &mut Criterion) {
+    let mut g = c.benchmark_group("wal_segment_init");
+    g.throughput(Throughput::Elements(1));
+    let record = vec![0x77u8; 1024];
+    for (name, init) in [
+        ("zero_fill", SegmentInit::ZeroFill),
+        ("reserve_only", SegmentInit::Reserve),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = WalOptions {
+            segment_size: 1 << 20,
+            durability: Durability::PerWrite,
+            segment_init: init,
+            recycle_segments: 0,
+            ..WalOptions::default()
+        };
+        let wal = Arc::new(Wal::open(dir.path(), opts).expect("open"));
+        g.bench_function(BenchmarkId::new(name, "1KiB"), |b| {
+            b.iter_custom(|iters| timed_appends(&wal, &record, 1, iters))
+        });
+    }
+    g.finish();
+}
+
+fn config() -> Criterion {
+    let (warm, measure) = if quick() { (200, 500) } else { (1000, 3000) };
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(warm))
+        .measurement_time(Duration::from_millis(measure))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = machine_limits, wal_append, wal_replay, wal_segment_init
+}
+criterion_main!(benches);

@@ -1,0 +1,115 @@
+//! Shared pieces of tidemark's benchmarks: the machine's own limits, measured
+//! with the plainest code that reaches them, so every figure can be quoted as
+//! a ratio to what the disk and the page cache allow.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// Bench size knob: `TIDEMARK_BENCH_QUICK=1`, or criterion's `--test` mode (as
+/// under `cargo test --all-targets`), shrinks data sets to smoke-test size.
+pub fn quick() -> bool {
+    std::env::var_os("TIDEMARK_BENCH_QUICK").is_some() || std::env::args().any(|a| a == "--test")
+}
+
+/// A file of `len` bytes whose blocks are allocated *and written* (zeros), so a
+/// later `pwrite` + `fdatasync` over it never converts extents: the fastest
+/// durable single-writer loop this disk offers.
+pub fn preallocated_file(path: &Path, len: u64) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut off = 0;
+    while off < len {
+        let n = zeros.len().min((len - off) as usize);
+        file.write_all_at(&zeros[..n], off)?;
+        off += n as u64;
+    }
+    file.sync_all()?;
+    Ok(file)
+}
+
+/// The durable floor: `pwrite` of `record` at the next offset, then `fdatasync`.
+pub struct PwriteFdatasync {
+    file: File,
+    len: u64,
+    off: u64,
+}
+
+impl PwriteFdatasync {
+    /// Over a preallocated, zero-filled file of `len` bytes at `path`.
+    pub fn new(path: &Path, len: u64) -> io::Result<Self> {
+        Ok(PwriteFdatasync {
+            file: preallocated_file(path, len)?,
+            len,
+            off: 0,
+        })
+    }
+
+    /// One durable write; wraps around at the end of the file.
+    pub fn write(&mut self, record: &[u8]) -> io::Result<()> {
+        if self.off + record.len() as u64 > self.len {
+            self.off = 0;
+        }
+        self.file.write_all_at(record, self.off)?;
+        self.off += record.len() as u64;
+        self.file.sync_data()
+    }
+}
+
+/// The buffered ceiling: `BufWriter` appends of the same bytes, no sync.
+pub struct PlainBufWriter {
+    out: BufWriter<File>,
+    written: u64,
+    limit: u64,
+}
+
+impl PlainBufWriter {
+    /// Appends to a fresh file at `path`; rewinds after `limit` bytes.
+    pub fn new(path: &Path, limit: u64) -> io::Result<Self> {
+        Ok(PlainBufWriter {
+            out: BufWriter::new(File::create(path)?),
+            written: 0,
+            limit,
+        })
+    }
+
+    /// One buffered append.
+    pub fn write(&mut self, record: &[u8]) -> io::Result<()> {
+        if self.written >= self.limit {
+            use std::io::Seek;
+            self.out.flush()?;
+            self.out.get_mut().rewind()?;
+            self.written = 0;
+        }
+        self.out.write_all(record)?;
+        self.written += record.len() as u64;
+        Ok(())
+    }
+}
+
+/// Reads every byte of the files under `dir` through a buffered reader; returns the count.
+pub fn plain_read_dir(dir: &Path) -> io::Result<u64> {
+    use std::io::Read;
+    let mut total = 0;
+    let mut buf = vec![0u8; 1 << 20];
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wal") {
+            let mut f = io::BufReader::with_capacity(1 << 20, File::open(path)?);
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+        }
+    }
+    Ok(total)
+}

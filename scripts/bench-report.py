@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Regenerates BENCHMARKS.md (and docs/benchmarks.svg) from criterion's output.
+
+Reads every target/criterion/**/new/{benchmark,estimates}.json, tabulates the
+medians per group, and computes the ratios declared in benches/ratios.toml.
+Nothing here is typed by hand: rerun the benchmarks, rerun this script.
+
+Usage: python3 scripts/bench-report.py [--criterion-dir DIR] [--out BENCHMARKS.md]
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_results(crit_dir):
+    out = {}
+    for bench_json in crit_dir.glob("**/new/benchmark.json"):
+        est_json = bench_json.with_name("estimates.json")
+        if not est_json.exists():
+            continue
+        b = json.loads(bench_json.read_text())
+        e = json.loads(est_json.read_text())
+        out[b["full_id"]] = {
+            "group": b["group_id"],
+            "function": b.get("function_id") or "",
+            "param": b.get("value_str") or "",
+            "throughput": b.get("throughput"),
+            "median_ns": e["median"]["point_estimate"],
+            "mad_ns": e["median_abs_dev"]["point_estimate"],
+            "ci": (e["median"]["confidence_interval"]["lower_bound"],
+                   e["median"]["confidence_interval"]["upper_bound"]),
+            "when": datetime.datetime.fromtimestamp(est_json.stat().st_mtime, datetime.UTC),
+        }
+    return out
+
+
+def per_second(r):
+    """(value, unit) of the median throughput, or None."""
+    t = r["throughput"]
+    if not t:
+        return None
+    secs = r["median_ns"] / 1e9
+    if "Bytes" in t:
+        return t["Bytes"] / secs / 1e9, "GB/s"
+    if "BytesDecimal" in t:
+        return t["BytesDecimal"] / secs / 1e9, "GB/s"
+    if "Elements" in t:
+        return t["Elements"] / secs, "ops/s"
+    return None
+
+
+def fmt_time(ns):
+    for unit, div in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= div:
+            return f"{ns / div:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def fmt_rate(r):
+    ps = per_second(r)
+    if ps is None:
+        return ""
+    v, unit = ps
+    if unit == "ops/s":
+        if v >= 1e6:
+            return f"{v / 1e6:.3g} M ops/s"
+        if v >= 1e3:
+            return f"{v / 1e3:.3g} k ops/s"
+        return f"{v:.3g} ops/s"
+    return f"{v:.3g} {unit}"
+
+
+def ratio_value(spec, results):
+    a, b = results.get(spec["numerator"]), results.get(spec["denominator"])
+    if not a or not b:
+        return None
+    if spec.get("metric", "time") == "throughput":
+        pa, pb = per_second(a), per_second(b)
+        return pa[0] / pb[0] if pa and pb else None
+    return b["median_ns"] / a["median_ns"]
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    fs = subprocess.run(["stat", "-f", "-c", "%T", str(ROOT)], capture_output=True, text=True).stdout.strip()
+    return f"{os.cpu_count()} × {cpu}, Linux {platform.release()}, file system {fs or '?'}"
+
+
+def svg_chart(rows, path):
+    """A horizontal bar chart of the ratios, with each target as a tick."""
+    rows = [r for r in rows if r[1] is not None]
+    if not rows:
+        return False
+    w, bar_h, left = 900, 26, 430
+    h = 40 + bar_h * len(rows)
+    top = max(max(v, t or 0) for _, v, t in rows) * 1.1
+    scale = (w - left - 40) / top
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+             '<text x="10" y="20" font-size="14">tidemark: ratios to baselines measured in the same run (higher is better)</text>']
+    for i, (name, v, target) in enumerate(rows):
+        y = 32 + i * bar_h
+        ok = target is None or v >= target
+        parts.append(f'<text x="10" y="{y + 15}">{name[:62]}</text>')
+        parts.append(f'<rect x="{left}" y="{y + 3}" width="{v * scale:.1f}" height="{bar_h - 8}" fill="{"#3a7" if ok else "#d55"}"/>')
+        parts.append(f'<text x="{left + v * scale + 4:.1f}" y="{y + 15}">{v:.2f}x</text>')
+        if target is not None:
+            x = left + target * scale
+            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + bar_h - 2}" stroke="#000" stroke-width="2"/>')
+    parts.append("</svg>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts) + "\n")
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--criterion-dir", default=str(ROOT / "target" / "criterion"))
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    args = ap.parse_args()
+    results = load_results(Path(args.criterion_dir))
+    specs = tomllib.loads((ROOT / "benches" / "ratios.toml").read_text())
+    lines = ["# Benchmarks", "",
+             "Generated by `scripts/bench-report.py` from criterion's output; do not edit by hand.",
+             "Every figure is a criterion **median** (± median absolute deviation); every claim is a ratio",
+             "between two benchmarks of the same run. These machines are shared and noisy: compare ratios, not absolutes.", "",
+             f"- Machine: {machine()}",
+             "- Reproduce: `cargo bench -p tidemark-benches` (or `--bench <name>` for one file), then `python3 scripts/bench-report.py`", ""]
+    lines += ["## Ratios", "", "| claim | ratio | target | verdict |", "|---|---|---|---|"]
+    chart = []
+    for spec in specs.get("ratio", []):
+        v = ratio_value(spec, results)
+        t = spec.get("target")
+        verdict = "not measured" if v is None else ("—" if t is None else ("meets" if v >= t else "**misses**"))
+        lines.append(f"| {spec['name']} (`{spec['numerator']}` vs `{spec['denominator']}`) | "
+                     f"{'' if v is None else f'{v:.2f}x'} | {'' if t is None else f'>= {t}x'} | {verdict} |")
+        chart.append((spec["name"], v, t))
+    for spec in specs.get("absolute", []):
+        r = results.get(spec["id"])
+        ps = per_second(r) if r else None
+        t = spec.get("target")
+        verdict = "not measured" if ps is None else ("—" if t is None else ("meets" if ps[0] >= t else "**misses**"))
+        val = "" if ps is None else f"{ps[0]:.2f} {ps[1]}"
+        lines.append(f"| {spec['name']} (`{spec['id']}`) | {val} | {'' if t is None else f'>= {t} {spec.get('unit', '')}'} | {verdict} |")
+    if svg_chart(chart, ROOT / "docs" / "benchmarks.svg"):
+        lines += ["", "![ratios](docs/benchmarks.svg)"]
+    groups = {}
+    for full_id, r in sorted(results.items()):
+        groups.setdefault(r["group"], []).append((full_id, r))
+    for group, rows in groups.items():
+        when = max(r["when"] for _, r in rows).strftime("%Y-%m-%d %H:%M UTC")
+        lines += ["", f"## {group}", "", f"Run {when}.", "",
+                  "| benchmark | median | ± MAD | throughput |", "|---|---|---|---|"]
+        for full_id, r in rows:
+            lines.append(f"| `{full_id}` | {fmt_time(r['median_ns'])} | {fmt_time(r['mad_ns'])} | {fmt_rate(r)} |")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out} ({len(results)} benchmarks)")
+
+
+if __name__ == "__main__":
+    main()
