@@ -74,6 +74,26 @@ impl SegmentPool {
         SegmentPool { shared, preparer }
     }
 
+    /// A spare for the first segment of an open: a ready one, or one prepared
+    /// now as configured (open may take the time a rotation may not).
+    pub(crate) fn take_prepared(&self) -> Result<Spare> {
+        let seq = {
+            let mut st = self.shared.state.lock();
+            if let Some(spare) = st.ready.pop_front() {
+                self.shared.wake.notify_one();
+                return Ok(spare);
+            }
+            st.next_seq += 1;
+            st.next_seq - 1
+        };
+        Spare::create(
+            &self.shared.dir,
+            seq,
+            self.shared.segment_len,
+            self.shared.init,
+        )
+    }
+
     /// A spare for the next segment: a ready one, or a reserve-only one made now.
     pub(crate) fn take(&self) -> Result<Spare> {
         let seq = {

@@ -418,7 +418,11 @@ impl Inner {
     /// Nothing changes if no spare can be had.
     fn rotate(&self, tail: &mut Tail) -> Result<()> {
         let pool = self.pool.as_ref().ok_or(WalError::ReadOnly)?;
-        let spare = pool.take()?;
+        let spare = if tail.seg.is_some() {
+            pool.take()?
+        } else {
+            pool.take_prepared()?
+        };
         let now = unix_nanos();
         let next = Arc::new(Segment::activate(spare, self.log_id, tail.next_lsn, now));
         if let Some(old) = &tail.seg {
@@ -490,7 +494,7 @@ impl Inner {
 
     /// The byte ranges to sync so that every LSN up to `target` is durable.
     fn sync_ranges(&self, target: u64) -> Vec<(Arc<Segment>, u64)> {
-        let from = self.barrier.durable() + 1;
+        let from = self.barrier.durable_hint() + 1;
         if target < from {
             return Vec::new();
         }
