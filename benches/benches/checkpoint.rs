@@ -1,0 +1,280 @@
+//! Checkpoint write and read cost against a plain object_store put/get of the same bytes, on the
+//! same store instance, in the same run.
+//!
+//! * `checkpoint_write/<backend>/tidemark/<size>`: `begin()`, `put_part` of one part, `commit()`
+//!   (part upload, CRC32C, manifest put-if-absent).
+//! * `checkpoint_write/<backend>/plain_put/<size>`: one `put` of the same bytes.
+//! * `checkpoint_read/<backend>/tidemark/<size>`: `latest()` then `read_part` (listing, manifest
+//!   read and verification, part existence check, CRC32C of the part).
+//! * `checkpoint_read/<backend>/plain_get/<size>`: one `get` of the same bytes.
+//!
+//! Backends: `local` (LocalFileSystem, fsync on, for both sides), `memory` (InMemory) and `s3` (a
+//! SeaweedFS server on 127.0.0.1 started by tidemark-test-servers). 1 GiB runs on local and
+//! memory; on S3 only when `TIDEMARK_BENCH_S3_1GIB=1` (each iteration uploads 1 GiB through one
+//! loopback server on 2 cores, which alone would take several minutes).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, path::Path};
+use tidemark_checkpoint::{CheckpointOptions, CheckpointStore};
+use tokio::runtime::Runtime;
+
+const MIB: usize = 1024 * 1024;
+
+struct Size {
+    label: &'static str,
+    bytes: usize,
+}
+
+const SIZES: [Size; 3] = [
+    Size {
+        label: "1MiB",
+        bytes: MIB,
+    },
+    Size {
+        label: "64MiB",
+        bytes: 64 * MIB,
+    },
+    Size {
+        label: "1GiB",
+        bytes: 1024 * MIB,
+    },
+];
+
+fn noise(len: usize) -> Bytes {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+struct Backend {
+    name: &'static str,
+    store: CheckpointStore,
+    raw: Arc<dyn ObjectStore>,
+    /// Where plain puts go (outside the checkpoint root).
+    plain: Path,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn backends(rt: &Runtime) -> Vec<Backend> {
+    let open = |url: &str| {
+        rt.block_on(CheckpointStore::open_with(
+            url,
+            CheckpointOptions::default(),
+        ))
+        .expect("open")
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let local_url = format!("file://{}", dir.path().display());
+    let local = open(&format!("{local_url}/ckpt"));
+    let local_raw = rt
+        .block_on(CheckpointStore::open(&local_url))
+        .expect("open")
+        .object_store()
+        .clone();
+    let memory = open("memory://bench/ckpt");
+    let server = tidemark_test_servers::seaweedfs();
+    let s3 = open(&server.url(&tidemark_test_servers::unique_name("bench-ckpt")));
+    vec![
+        Backend {
+            name: "local",
+            raw: local_raw,
+            store: local,
+            plain: Path::from("plain"),
+            _dir: Some(dir),
+        },
+        Backend {
+            name: "memory",
+            raw: memory.object_store().clone(),
+            store: memory,
+            plain: Path::from("plain"),
+            _dir: None,
+        },
+        Backend {
+            name: "s3",
+            raw: s3.object_store().clone(),
+            store: s3,
+            plain: Path::from(tidemark_test_servers::unique_name("bench-plain")),
+            _dir: None,
+        },
+    ]
+}
+
+/// `cargo bench` passes `--bench`; `cargo test --all-targets` runs each benchmark once without
+/// it, as a smoke test, where only the smallest size is worth the time.
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn include(backend: &Backend, size: &Size) -> bool {
+    if !bench_mode() {
+        return size.bytes == MIB;
+    }
+    size.bytes < 1024 * MIB
+        || backend.name != "s3"
+        || std::env::var("TIDEMARK_BENCH_S3_1GIB").is_ok_and(|v| v == "1")
+}
+
+fn configure(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    size: &Size,
+) {
+    group.throughput(Throughput::Bytes(size.bytes as u64));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(if size.bytes >= 64 * MIB {
+        500
+    } else {
+        1000
+    }));
+    group.measurement_time(Duration::from_secs(if size.bytes >= 1024 * MIB {
+        10
+    } else {
+        3
+    }));
+    group.sampling_mode(SamplingMode::Flat);
+}
+
+fn bench_write(c: &mut Criterion, rt: &Runtime, backends: &[Backend]) {
+    let mut group = c.benchmark_group("checkpoint_write");
+    for size in &SIZES {
+        if !backends.iter().any(|b| include(b, size)) {
+            continue;
+        }
+        configure(&mut group, size);
+        let data = noise(size.bytes);
+        for backend in backends.iter().filter(|b| include(b, size)) {
+            group.bench_function(
+                BenchmarkId::new(format!("{}/tidemark", backend.name), size.label),
+                |b| {
+                    b.iter_custom(|iters| {
+                        let mut spent = Duration::ZERO;
+                        for _ in 0..iters {
+                            let started = Instant::now();
+                            rt.block_on(async {
+                                let mut w = backend.store.begin().await.expect("begin");
+                                w.put_part("state", data.clone()).await.expect("put_part");
+                                w.commit().await.expect("commit");
+                            });
+                            spent += started.elapsed();
+                            rt.block_on(backend.store.retain_last(1))
+                                .expect("retention");
+                        }
+                        spent
+                    })
+                },
+            );
+            group.bench_function(
+                BenchmarkId::new(format!("{}/plain_put", backend.name), size.label),
+                |b| {
+                    b.iter_custom(|iters| {
+                        let mut spent = Duration::ZERO;
+                        for _ in 0..iters {
+                            let started = Instant::now();
+                            rt.block_on(
+                                backend
+                                    .raw
+                                    .put(&backend.plain, PutPayload::from(data.clone())),
+                            )
+                            .expect("put");
+                            spent += started.elapsed();
+                            rt.block_on(backend.raw.delete(&backend.plain))
+                                .expect("delete");
+                        }
+                        spent
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+fn bench_read(c: &mut Criterion, rt: &Runtime, backends: &[Backend]) {
+    let mut group = c.benchmark_group("checkpoint_read");
+    for size in &SIZES {
+        if !backends.iter().any(|b| include(b, size)) {
+            continue;
+        }
+        configure(&mut group, size);
+        let data = noise(size.bytes);
+        for backend in backends.iter().filter(|b| include(b, size)) {
+            rt.block_on(async {
+                let mut w = backend.store.begin().await.expect("begin");
+                w.put_part("state", data.clone()).await.expect("put_part");
+                w.commit().await.expect("commit");
+                backend.store.retain_last(1).await.expect("retention");
+                backend
+                    .raw
+                    .put(&backend.plain, PutPayload::from(data.clone()))
+                    .await
+                    .expect("put");
+            });
+            group.bench_function(
+                BenchmarkId::new(format!("{}/tidemark", backend.name), size.label),
+                |b| {
+                    b.iter(|| {
+                        rt.block_on(async {
+                            let cp = backend
+                                .store
+                                .latest()
+                                .await
+                                .expect("latest")
+                                .expect("a checkpoint");
+                            let bytes = cp.read_part("state").await.expect("read_part");
+                            assert_eq!(bytes.len(), size.bytes);
+                        })
+                    })
+                },
+            );
+            group.bench_function(
+                BenchmarkId::new(format!("{}/plain_get", backend.name), size.label),
+                |b| {
+                    b.iter(|| {
+                        rt.block_on(async {
+                            let bytes = backend
+                                .raw
+                                .get(&backend.plain)
+                                .await
+                                .expect("get")
+                                .bytes()
+                                .await
+                                .expect("bytes");
+                            assert_eq!(bytes.len(), size.bytes);
+                        })
+                    })
+                },
+            );
+            rt.block_on(backend.raw.delete(&backend.plain))
+                .expect("delete");
+        }
+    }
+    group.finish();
+}
+
+fn checkpoint(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let backends = backends(&rt);
+    bench_write(c, &rt, &backends);
+    bench_read(c, &rt, &backends);
+}
+
+criterion_group!(benches, checkpoint);
+criterion_main!(benches);
