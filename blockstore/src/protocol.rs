@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::block_id::BlockId;
@@ -13,8 +13,6 @@ use crate::local::{BlockStatus, StoredBytes};
 
 /// Largest frame accepted before a connection has authenticated.
 pub(crate) const PRE_AUTH_MAX_FRAME: u32 = 1024;
-/// Length of frame header: payload length and payload checksum.
-pub(crate) const FRAME_HEADER_LEN: usize = 8;
 
 /// Why a request to a peer, or a connection from one, failed.
 #[derive(Debug, thiserror::Error)]
@@ -481,54 +479,65 @@ impl Message {
     }
 }
 
+/// Block data is checksummed and written in chunks of this size, so the receiver can read and
+/// checksum one chunk while the sender checksums the next.
+const WRITE_CHUNK: usize = 256 << 10;
+
 /// Writes one frame:
 /// ```text
-/// | payload length: u32 LE | CRC32C of payload: u32 LE | payload: tag u8, fields |
+/// | payload length: u32 LE | payload: tag u8, fields | CRC32C of payload: u32 LE |
 /// ```
-/// The payload is `head` followed by `tail`; the socket is flushed afterwards.
+/// The payload is `head` followed by `tail`. The checksum trails the payload so both sides
+/// compute it while the bytes stream, instead of one full pass before sending and another
+/// after receiving. The socket is flushed afterwards.
 pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
     w: &mut W,
     msg: &Message,
 ) -> Result<(), TransferError> {
     let (head, tail) = msg.encode();
-    let tail_len = tail.as_ref().map_or(0, |t| t.len());
-    let len =
-        u32::try_from(head.len() + tail_len).map_err(|_| malformed("message larger than 4 GiB"))?;
-    let mut crc = crc32c::crc32c(&head);
-    if let Some(t) = &tail {
-        crc = crc32c::crc32c_append(crc, t);
-    }
-    let mut header = [0u8; FRAME_HEADER_LEN];
-    header[..4].copy_from_slice(&len.to_le_bytes());
-    header[4..].copy_from_slice(&crc.to_le_bytes());
-    w.write_all(&header).await?;
+    let tail = tail.unwrap_or_default();
+    let len = u32::try_from(head.len() + tail.len())
+        .map_err(|_| malformed("message larger than 4 GiB"))?;
+    w.write_all(&len.to_le_bytes()).await?;
     w.write_all(&head).await?;
-    if let Some(t) = &tail {
-        w.write_all(t).await?;
+    let mut crc = crc32c::crc32c(&head);
+    for chunk in tail.chunks(WRITE_CHUNK) {
+        crc = crc32c::crc32c_append(crc, chunk);
+        w.write_all(chunk).await?;
     }
+    w.write_all(&crc.to_le_bytes()).await?;
     w.flush().await?;
     Ok(())
 }
 
-/// Reads one frame, refusing a length above `max` before allocating, and verifies its checksum.
+/// Reads one frame, refusing a length above `max` before allocating anything for it, and
+/// verifies its checksum (computed as the payload arrives).
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max: u32,
 ) -> Result<Message, TransferError> {
-    let mut header = [0u8; FRAME_HEADER_LEN];
-    r.read_exact(&mut header).await?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    let expected = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let mut word = [0u8; 4];
+    r.read_exact(&mut word).await?;
+    let len = u32::from_le_bytes(word);
     if len > max {
         return Err(TransferError::FrameTooLarge { len, max });
     }
-    let mut payload = vec![0u8; len as usize];
-    r.read_exact(&mut payload).await?;
-    let actual = crc32c::crc32c(&payload);
+    // Read into uninitialised capacity: zeroing a large buffer first costs as much as a copy.
+    let mut payload = BytesMut::with_capacity(len as usize);
+    let mut actual = 0;
+    while payload.len() < len as usize {
+        let (done, remaining) = (payload.len(), (len as usize - payload.len()) as u64);
+        if (&mut *r).take(remaining).read_buf(&mut payload).await? == 0 {
+            return Err(TransferError::Io(io::ErrorKind::UnexpectedEof.into()));
+        }
+        actual = crc32c::crc32c_append(actual, &payload[done..]);
+    }
+    r.read_exact(&mut word).await?;
+    let expected = u32::from_le_bytes(word);
     if actual != expected {
         return Err(TransferError::Checksum { expected, actual });
     }
-    Message::decode(Bytes::from(payload))
+    Message::decode(payload.freeze())
 }
 
 #[cfg(test)]

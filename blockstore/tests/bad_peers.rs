@@ -97,12 +97,12 @@ fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
-/// A frame as the protocol defines it: length, CRC32C, payload.
+/// A frame as the protocol defines it: length, payload, CRC32C of the payload.
 fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 8);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
     out.extend_from_slice(payload);
+    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
     out
 }
 
@@ -141,9 +141,7 @@ fn huge_lengths_are_refused_before_reading_the_payload() {
     for len in [u32::MAX, 512 << 20, (1 << 20) + 1] {
         let mut stream = connect(f.node.addr);
         let start = Instant::now();
-        let mut header = len.to_le_bytes().to_vec();
-        header.extend_from_slice(&[0, 0, 0, 0]);
-        stream.write_all(&header).unwrap();
+        stream.write_all(&len.to_le_bytes()).unwrap();
         // The node hangs up without waiting for the announced payload.
         read_until_closed(&mut stream);
         assert!(start.elapsed() < Duration::from_secs(5));
