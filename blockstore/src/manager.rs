@@ -177,6 +177,9 @@ impl BlockManager {
         let stored = self.inner.to_stored(&id, data)?;
         self.inner
             .store_local(&id, Payload::Bytes(stored.clone()), level, size)?;
+        if level.replication == 1 && self.inner.report_to_local_master(&id) {
+            return Ok(());
+        }
         let inner = self.inner.clone();
         self.executor
             .run(async move { inner.finish_put(id, level, size, Some(stored)).await })?
@@ -356,9 +359,23 @@ impl Inner {
     ) -> Result<(), BlockError> {
         let changed = self.local.lock().put(id, payload, level, size)?;
         for id in changed {
-            let _ = self.reports.send(Report { id, done: None });
+            if !self.report_to_local_master(&id) {
+                let _ = self.reports.send(Report { id, done: None });
+            }
         }
         Ok(())
+    }
+
+    /// With an in-process master, tells it the block's status right away and returns `true`.
+    /// The status is read and recorded under the local-store lock, so the master sees every
+    /// block's changes in the order they happened.
+    fn report_to_local_master(&self, id: &BlockId) -> bool {
+        let MasterLink::Local(master) = &self.master else {
+            return false;
+        };
+        let local = self.local.lock();
+        master.update_block(self.node.id, id.clone(), local.status(id));
+        true
     }
 
     fn get_local(&self, id: &BlockId) -> Result<Option<(Found, u64)>, BlockError> {
@@ -540,8 +557,12 @@ impl Inner {
         Ok(())
     }
 
-    /// Queues a status report for `id` and waits until it was sent.
+    /// Reports `id`'s status to the master: directly to an in-process one, else through the
+    /// ordered report queue, waiting until it was sent.
     async fn report(&self, id: &BlockId) {
+        if self.report_to_local_master(id) {
+            return;
+        }
         let (tx, rx) = oneshot::channel();
         if self
             .reports

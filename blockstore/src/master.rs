@@ -133,7 +133,7 @@ impl BlockManagerMaster {
 
     /// Records where `node` holds `id`; `None` (or neither memory nor disk) means it no longer
     /// does. Returns `false` for an unknown node.
-    fn update_block(&self, node: u64, id: BlockId, status: Option<BlockStatus>) -> bool {
+    pub(crate) fn update_block(&self, node: u64, id: BlockId, status: Option<BlockStatus>) -> bool {
         let mut state = self.state.lock();
         let MasterState { nodes, blocks, .. } = &mut *state;
         let Some(entry) = nodes.get_mut(&node) else {
