@@ -108,6 +108,13 @@ pub enum CheckpointError {
         reason: String,
     },
 
+    /// An operation kept losing races or getting ambiguous answers and gave up.
+    #[error("gave up {what}: the checkpoint sequence is contended or the store keeps failing")]
+    Contended {
+        /// What was attempted.
+        what: String,
+    },
+
     /// Local I/O (compression, the local runtime) failed.
     #[error("{context}: {source}")]
     Io {

@@ -163,8 +163,8 @@ pub(crate) async fn create(shared: &Shared, seq: Epoch, record: &Record) -> Resu
             Err(e) => last_error = Some(e),
         }
     }
-    Err(last_error.unwrap_or_else(|| {
-        CheckpointError::InvalidArgument(format!("conditional put of {path} did not settle"))
+    Err(last_error.unwrap_or_else(|| CheckpointError::Contended {
+        what: format!("conditional put of {path} ({AMBIGUOUS_RETRIES} attempts)"),
     }))
 }
 
@@ -199,7 +199,7 @@ pub(crate) async fn claim_generation(shared: &Shared, instance_id: &str) -> Resu
             }
         }
     }
-    Err(CheckpointError::InvalidArgument(format!(
-        "could not claim a writer generation after {CLAIM_ATTEMPTS} attempts: the sequence is contended"
-    )))
+    Err(CheckpointError::Contended {
+        what: format!("claiming a writer generation ({CLAIM_ATTEMPTS} attempts)"),
+    })
 }
