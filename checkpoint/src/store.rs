@@ -282,6 +282,10 @@ impl CheckpointStore {
     /// first (so readers never see a checkpoint with missing parts), then every part they
     /// named that no remaining manifest references. Parts of uncommitted writers are left to
     /// [`collect_garbage`](Self::collect_garbage).
+    ///
+    /// Only a prefix of the sequence is ever deleted (every record older than the oldest kept
+    /// checkpoint, claims included), never the newest record; `commit()` relies on this to
+    /// refuse stale writers whose epoch was taken and then retired.
     pub async fn retain_last(&self, keep: usize) -> Result<RetentionReport> {
         if keep == 0 {
             return Err(CheckpointError::InvalidArgument(

@@ -339,6 +339,7 @@ impl CheckpointWriter {
         }
         let parts = self.finished_parts()?;
         self.check_references(&parts).await?;
+        self.check_not_retired().await?;
         let record = Record {
             kind: RecordKind::Checkpoint,
             epoch: self.epoch,
@@ -398,6 +399,28 @@ impl CheckpointWriter {
                 }
             })
             .collect()
+    }
+
+    /// The record before this writer's epoch existed at `begin()`. Retention only ever deletes a
+    /// prefix of the sequence, so if that record is gone, this writer's position was filled by
+    /// someone else and retired since: committing into the freed slot would give the epoch a
+    /// second owner.
+    async fn check_not_retired(&self) -> Result<()> {
+        let Some(previous) = self.epoch.0.checked_sub(1).map(Epoch) else {
+            return Ok(());
+        };
+        let path = layout::manifest_path(&self.shared.root, previous);
+        match self.shared.store.head(&path).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Err(CheckpointError::Fenced {
+                epoch: self.epoch,
+                generation: self.generation,
+                reason: format!(
+                    "position {previous} was retired by retention since begin(): the epoch was taken"
+                ),
+            }),
+            Err(e) => Err(CheckpointError::store("head", &path, e)),
+        }
     }
 
     /// Referenced parts of older checkpoints must still exist when the manifest is created.

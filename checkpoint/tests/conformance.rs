@@ -32,7 +32,8 @@ macro_rules! conformance {
                 unknown_newer_format_is_a_clear_error,
                 zstd_parts_round_trip,
                 unfinished_streamed_part_blocks_commit,
-                streamed_reads_verify_at_the_end
+                streamed_reads_verify_at_the_end,
+                zombie_cannot_commit_into_a_retired_epoch
             );
         }
     };

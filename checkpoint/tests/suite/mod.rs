@@ -658,3 +658,43 @@ pub async fn streamed_reads_verify_at_the_end(url: UrlFn) {
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
 }
+
+pub async fn zombie_cannot_commit_into_a_retired_epoch(url: UrlFn) {
+    let location = url("retired");
+    let old = open(&location).await;
+    commit_simple(&old, "old").await;
+    let mut zombie = old.begin().await.unwrap();
+    zombie
+        .put_part("metadata", Bytes::from_static(b"zombie"))
+        .await
+        .unwrap();
+
+    // A new driver takes over, commits a few times and retires everything but the newest.
+    let new = open(&location).await;
+    for i in 0..3 {
+        commit_simple(&new, &format!("new {i}")).await;
+    }
+    new.retain_last(1).await.unwrap();
+    // The zombie's epoch slot is free again (its claim record was retired), yet it must not
+    // take it.
+    match zombie.commit().await {
+        Err(CheckpointError::Fenced { .. }) => {}
+        other => panic!("a stale writer must not commit into a retired epoch, got {other:?}"),
+    }
+    let list = new.list().await.unwrap();
+    let complete: Vec<_> = list
+        .iter()
+        .filter(|i| i.state == CheckpointState::Complete)
+        .collect();
+    assert_eq!(complete.len(), 1, "{list:?}");
+    assert_eq!(
+        new.latest()
+            .await
+            .unwrap()
+            .unwrap()
+            .read_part("metadata")
+            .await
+            .unwrap(),
+        Bytes::from("meta new 2")
+    );
+}
