@@ -63,11 +63,16 @@ pub enum RecoveryMode {
 /// How a new segment's blocks are prepared before records go into them.
 ///
 /// A sync over blocks that were already written is cheaper than one that must
-/// also convert preallocated (unwritten) extents, so the default fills new
-/// segments with zeros through their mapping in a background thread, and reuses
-/// retired segments whose blocks are already written.
+/// also convert preallocated (unwritten) extents, so for frequent syncs new
+/// segments are filled with zeros through their mapping in a background thread;
+/// retired segments, whose blocks are already written, are reused. Zero-filling
+/// costs a second write of every segment, which only pays where syncs are small
+/// and frequent. Either way the preparer prefaults each spare writable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SegmentInit {
+    /// `ZeroFill` for `PerWrite` and `Group`, `Reserve` for `Buffered` and
+    /// `Interval` (the default).
+    Auto,
     /// Reserve the blocks (`fallocate`) and zero them through the mapping, then sync.
     ZeroFill,
     /// Only reserve the blocks (`fallocate`): cheaper to create, dearer to sync.
@@ -87,7 +92,7 @@ pub struct WalOptions {
     pub compression: Compression,
     /// What recovery does with bad records (default: tolerate a torn tail).
     pub recovery: RecoveryMode,
-    /// How new segments are prepared (default: zero-filled in the background).
+    /// How new segments are prepared (default: by durability mode).
     pub segment_init: SegmentInit,
     /// How many retired segments are kept for reuse instead of deleted (default 2).
     pub recycle_segments: usize,
@@ -102,7 +107,7 @@ impl Default for WalOptions {
             },
             compression: Compression::None,
             recovery: RecoveryMode::TolerateCorruptedTail,
-            segment_init: SegmentInit::ZeroFill,
+            segment_init: SegmentInit::Auto,
             recycle_segments: 2,
         }
     }
@@ -112,3 +117,16 @@ impl Default for WalOptions {
 pub const MIN_SEGMENT_SIZE: u64 = 8 << 10;
 /// The largest segment: offsets inside a segment are stored as `u32`.
 pub const MAX_SEGMENT_SIZE: u64 = 1 << 31;
+
+impl SegmentInit {
+    /// What `Auto` means under `durability`; other choices stand as they are.
+    pub fn resolve(self, durability: Durability) -> SegmentInit {
+        match (self, durability) {
+            (SegmentInit::Auto, Durability::Buffered | Durability::Interval(_)) => {
+                SegmentInit::Reserve
+            }
+            (SegmentInit::Auto, _) => SegmentInit::ZeroFill,
+            (chosen, _) => chosen,
+        }
+    }
+}

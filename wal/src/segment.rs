@@ -79,6 +79,18 @@ impl Spare {
     pub(crate) fn len(&self) -> u64 {
         self.map.len() as u64
     }
+
+    /// Faults every page in writable without changing a byte, so the appender
+    /// takes no page fault per page (best effort: a kernel without
+    /// MADV_POPULATE_WRITE just leaves the faults to the appender).
+    ///
+    /// The pages become dirty again; if the segment sits unused for longer
+    /// than the kernel's dirty expiry, the zeros are written back once more.
+    pub(crate) fn prefault(&self) {
+        if let Err(e) = self.map.advise(memmap2::Advice::PopulateWrite) {
+            tracing::debug!(path = %self.path.display(), error = %e, "cannot prefault segment");
+        }
+    }
 }
 
 fn prepare(file: &File, path: &Path, len: u64, init: SegmentInit) -> Result<MmapRaw> {

@@ -6,25 +6,41 @@
 //! the spot: cheaper to create, somewhat dearer to sync, and never a stall
 //! behind a zero-fill. Retired segments whose blocks are already written are
 //! renamed and kept, up to the recycle limit, because a sync over written
-//! blocks is the cheapest there is.
+//! blocks is the cheapest there is. The preparer prefaults every spare
+//! writable before readying it, so appends take no page fault per page.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::error::Result;
+use crate::error::{Result, WalError};
 use crate::fs_util::sync_dir;
 use crate::options::SegmentInit;
 use crate::segment::{Segment, Spare};
 
 struct PoolState {
+    /// Prefaulted spares, oldest first.
     ready: VecDeque<Spare>,
+    /// Recycled or recovered spares the preparer has not prefaulted yet.
+    unprimed: Vec<Spare>,
     next_seq: u64,
     shutdown: bool,
     preparing: bool,
+}
+
+impl PoolState {
+    /// A ready spare, else one not yet prefaulted.
+    fn take_any(&mut self) -> Option<Spare> {
+        self.ready.pop_front().or_else(|| self.unprimed.pop())
+    }
+
+    fn claim_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq - 1
+    }
 }
 
 struct PoolShared {
@@ -58,7 +74,8 @@ impl SegmentPool {
             init,
             recycle_limit,
             state: Mutex::new(PoolState {
-                ready: spares.into(),
+                ready: VecDeque::new(),
+                unprimed: spares,
                 next_seq,
                 shutdown: false,
                 preparing: false,
@@ -74,36 +91,37 @@ impl SegmentPool {
         SegmentPool { shared, preparer }
     }
 
-    /// A spare for the first segment of an open: a ready one, or one prepared
-    /// now as configured (open may take the time a rotation may not).
+    /// A spare for the first segment of an open: a pooled one, or one prepared
+    /// now as configured (an open may take the time a rotation may not).
     pub(crate) fn take_prepared(&self) -> Result<Spare> {
         let seq = {
             let mut st = self.shared.state.lock();
-            if let Some(spare) = st.ready.pop_front() {
+            if let Some(spare) = st.take_any() {
                 self.shared.wake.notify_one();
+                spare.prefault();
                 return Ok(spare);
             }
-            st.next_seq += 1;
-            st.next_seq - 1
+            st.claim_seq()
         };
-        Spare::create(
+        let spare = Spare::create(
             &self.shared.dir,
             seq,
             self.shared.segment_len,
             self.shared.init,
-        )
+        )?;
+        spare.prefault();
+        Ok(spare)
     }
 
-    /// A spare for the next segment: a ready one, or a reserve-only one made now.
+    /// A spare for the next segment: a pooled one, or a reserve-only one made now.
     pub(crate) fn take(&self) -> Result<Spare> {
         let seq = {
             let mut st = self.shared.state.lock();
-            if let Some(spare) = st.ready.pop_front() {
+            if let Some(spare) = st.take_any() {
                 self.shared.wake.notify_one();
                 return Ok(spare);
             }
-            st.next_seq += 1;
-            st.next_seq - 1
+            st.claim_seq()
         };
         self.shared.wake.notify_one();
         Spare::create(
@@ -120,22 +138,21 @@ impl SegmentPool {
         let path = segment.path.clone();
         let seq = {
             let mut st = self.shared.state.lock();
-            let keep = st.ready.len() < self.shared.recycle_limit
-                && segment.len() == self.shared.segment_len;
-            keep.then(|| {
-                st.next_seq += 1;
-                st.next_seq - 1
-            })
+            let spares = st.ready.len() + st.unprimed.len();
+            let keep =
+                spares < self.shared.recycle_limit && segment.len() == self.shared.segment_len;
+            keep.then(|| st.claim_seq())
         };
         match seq {
             Some(seq) => {
                 let spare = segment.into_spare().renumber(&self.shared.dir, seq)?;
-                self.shared.state.lock().ready.push_back(spare);
+                self.shared.state.lock().unprimed.push(spare);
+                self.shared.wake.notify_one();
             }
             None => {
                 drop(segment);
                 std::fs::remove_file(&path)
-                    .map_err(|e| crate::WalError::io("remove segment", &path, e))?;
+                    .map_err(|e| WalError::io("remove segment", &path, e))?;
             }
         }
         sync_dir(&self.shared.dir)
@@ -153,31 +170,40 @@ impl Drop for SegmentPool {
 }
 
 impl PoolShared {
-    /// Keeps one spare ready ahead of need until shutdown.
+    /// Prefaults pooled spares and keeps one new spare ready ahead of need, until shutdown.
     fn run(&self) {
         let mut st = self.state.lock();
-        loop {
-            if st.shutdown {
-                return;
-            }
-            if !st.ready.is_empty() || st.preparing {
+        while !st.shutdown {
+            if let Some(spare) = st.unprimed.pop() {
+                let spare = MutexGuard::unlocked(&mut st, || {
+                    spare.prefault();
+                    spare
+                });
+                st.ready.push_back(spare);
+            } else if !st.ready.is_empty() || st.preparing {
                 self.wake.wait(&mut st);
-                continue;
+            } else {
+                self.prepare_one(&mut st);
             }
-            let seq = st.next_seq;
-            st.next_seq += 1;
-            st.preparing = true;
-            let made = parking_lot::MutexGuard::unlocked(&mut st, || {
-                Spare::create(&self.dir, seq, self.segment_len, self.init)
-            });
-            st.preparing = false;
-            match made {
-                Ok(spare) => st.ready.push_back(spare),
-                Err(e) => {
-                    tracing::warn!(error = %e, "preparing a spare segment failed; rotation will create one when needed");
-                    // Do not spin on a full disk: wait until someone takes or retires a segment.
-                    self.wake.wait(&mut st);
-                }
+        }
+    }
+
+    /// Creates, zero-fills (per the options) and prefaults one spare, without the lock.
+    fn prepare_one(&self, st: &mut MutexGuard<'_, PoolState>) {
+        let seq = st.claim_seq();
+        st.preparing = true;
+        let made = MutexGuard::unlocked(st, || {
+            let spare = Spare::create(&self.dir, seq, self.segment_len, self.init)?;
+            spare.prefault();
+            Ok::<_, WalError>(spare)
+        });
+        st.preparing = false;
+        match made {
+            Ok(spare) => st.ready.push_back(spare),
+            Err(e) => {
+                tracing::warn!(error = %e, "preparing a spare segment failed; rotation will create one when needed");
+                // Do not spin on a full disk: wait until someone takes or retires a segment.
+                self.wake.wait(st);
             }
         }
     }

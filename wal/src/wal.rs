@@ -248,7 +248,7 @@ impl Inner {
             let pool = SegmentPool::start(
                 dir,
                 opts.segment_size,
-                opts.segment_init,
+                opts.segment_init.resolve(opts.durability),
                 opts.recycle_segments,
                 rec.max_seq + 1,
                 spares,
