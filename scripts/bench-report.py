@@ -154,9 +154,13 @@ def main():
         t = spec.get("target")
         verdict = "not measured" if ps is None else ("—" if t is None else ("meets" if ps[0] >= t else "**misses**"))
         val = "" if ps is None else f"{ps[0]:.2f} {ps[1]}"
-        lines.append(f"| {spec['name']} (`{spec['id']}`) | {val} | {'' if t is None else f'>= {t} {spec.get('unit', '')}'} | {verdict} |")
+        bar = "" if t is None else ">= {} {}".format(t, spec.get("unit", ""))
+        lines.append(f"| {spec['name']} (`{spec['id']}`) | {val} | {bar} | {verdict} |")
     if svg_chart(chart, ROOT / "docs" / "benchmarks.svg"):
         lines += ["", "![ratios](docs/benchmarks.svg)"]
+    notes = ROOT / "benches" / "notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip()]
     groups = {}
     for full_id, r in sorted(results.items()):
         groups.setdefault(r["group"], []).append((full_id, r))

@@ -1,8 +1,10 @@
 //! tidemark-wal against the machine's own limits, in one criterion run.
 //!
 //! Groups (ids are `group/function/parameter`):
-//! - `machine_limits`: `pwrite_fdatasync` (durable floor, zero-filled file) and
-//!   `bufwriter` (buffered ceiling) for each record size;
+//! - `machine_limits`: `pwrite_fdatasync` (durable floor, zero-filled file),
+//!   `bufwriter` (buffered ceiling: appends to fresh files, deleted every
+//!   64 MiB like a log with retention) and `bufwriter_overwrite` (rewrites one
+//!   cached file: a page-cache copy bound) for each record size;
 //! - `wal_append`: Buffered / PerWrite / Group with 1, 8 and 32 writers, for
 //!   100 B, 1 KiB and 64 KiB records; one element = one append;
 //! - `wal_replay`: a full CRC-verified scan of a 1 GiB log of 4 KiB records from
@@ -29,6 +31,15 @@ fn group_commit() -> Durability {
     }
 }
 
+/// The configuration every append benchmark runs: default options (retention
+/// by `truncate_before` after each sample recycles up to 2 segments).
+fn steady_state(durability: Durability) -> WalOptions {
+    WalOptions {
+        durability,
+        ..WalOptions::default()
+    }
+}
+
 fn modes() -> Vec<(&'static str, Durability, usize)> {
     vec![
         ("buffered_1w", Durability::Buffered, 1),
@@ -52,9 +63,14 @@ fn machine_limits(c: &mut Criterion) {
             b.iter(|| floor.write(black_box(&record)).expect("pwrite+fdatasync"))
         });
         let mut ceiling =
-            PlainBufWriter::new(&dir.path().join("ceiling"), 1 << 30).expect("ceiling file");
+            PlainBufWriter::new(&dir.path().join("ceiling"), 64 << 20).expect("ceiling file");
         g.bench_function(BenchmarkId::new("bufwriter", label), |b| {
             b.iter(|| ceiling.write(black_box(&record)).expect("write"))
+        });
+        let mut cached =
+            PlainBufWriter::overwriting(&dir.path().join("cached"), 64 << 20).expect("cached file");
+        g.bench_function(BenchmarkId::new("bufwriter_overwrite", label), |b| {
+            b.iter(|| cached.write(black_box(&record)).expect("write"))
         });
     }
     g.finish();
@@ -88,16 +104,7 @@ fn wal_append(c: &mut Criterion) {
         let record = vec![0x5Au8; size];
         for (name, durability, writers) in modes() {
             let dir = tempfile::tempdir().expect("tempdir");
-            let wal = Arc::new(
-                Wal::open(
-                    dir.path(),
-                    WalOptions {
-                        durability,
-                        ..WalOptions::default()
-                    },
-                )
-                .expect("open"),
-            );
+            let wal = Arc::new(Wal::open(dir.path(), steady_state(durability)).expect("open"));
             g.bench_function(BenchmarkId::new(name, label), |b| {
                 b.iter_custom(|iters| timed_appends(&wal, &record, writers, iters))
             });

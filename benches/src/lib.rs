@@ -62,29 +62,50 @@ impl PwriteFdatasync {
     }
 }
 
-/// The buffered ceiling: `BufWriter` appends of the same bytes, no sync.
+/// The buffered ceiling: `BufWriter` appends of the same bytes, no sync. Like a
+/// log with retention it appends new data to a new file and, every `limit`
+/// bytes, deletes the file and starts the next (so it never just overwrites
+/// pages already in the page cache, which no log does).
 pub struct PlainBufWriter {
     out: BufWriter<File>,
+    path: std::path::PathBuf,
     written: u64,
     limit: u64,
+    rewind: bool,
 }
 
 impl PlainBufWriter {
-    /// Appends to a fresh file at `path`; rewinds after `limit` bytes.
+    /// Appends to a fresh file at `path`; starts over in a new file after `limit` bytes.
     pub fn new(path: &Path, limit: u64) -> io::Result<Self> {
         Ok(PlainBufWriter {
             out: BufWriter::new(File::create(path)?),
+            path: path.to_path_buf(),
             written: 0,
             limit,
+            rewind: false,
         })
+    }
+
+    /// Like [`PlainBufWriter::new`], but rewinds and overwrites the same file
+    /// instead: once warm, every write lands on a page already in the cache.
+    /// The upper bound of a page-cache copy, not of appending.
+    pub fn overwriting(path: &Path, limit: u64) -> io::Result<Self> {
+        let mut w = Self::new(path, limit)?;
+        w.rewind = true;
+        Ok(w)
     }
 
     /// One buffered append.
     pub fn write(&mut self, record: &[u8]) -> io::Result<()> {
         if self.written >= self.limit {
-            use std::io::Seek;
             self.out.flush()?;
-            self.out.get_mut().rewind()?;
+            if self.rewind {
+                use std::io::Seek;
+                self.out.get_mut().rewind()?;
+            } else {
+                std::fs::remove_file(&self.path)?;
+                self.out = BufWriter::new(File::create(&self.path)?);
+            }
             self.written = 0;
         }
         self.out.write_all(record)?;
