@@ -231,9 +231,15 @@ impl LocalStore {
 
     /// The block as held locally (memory first, marking it recently used; then disk), with its
     /// logical size and level.
+    ///
+    /// A block of a memory level read from disk is cached in memory again when it fits in the
+    /// budget (evicting least-recently-used blocks as a put would), keeping its disk copy, as
+    /// Spark's `maybeCacheDiskBytesInMemory` does. Blocks whose status this changed, the read
+    /// block included, are appended to `changed`.
     pub(crate) fn get(
         &mut self,
         id: &BlockId,
+        changed: &mut Vec<BlockId>,
     ) -> Result<Option<(Found, u64, StorageLevel)>, BlockError> {
         let Some(info) = self.blocks.get(id) else {
             return Ok(None);
@@ -251,21 +257,34 @@ impl LocalStore {
         if !on_disk {
             return Ok(None);
         }
-        Ok(self.disk.get(id)?.map(|b| {
-            let stored = StoredBytes {
-                data: b.data,
-                compressed: b.compressed,
+        let Some(block) = self.disk.get(id)? else {
+            return Ok(None);
+        };
+        let stored = StoredBytes {
+            data: block.data,
+            compressed: block.compressed,
+        };
+        let len = stored.data.len() as u64;
+        if level.use_memory && len <= self.memory.capacity() {
+            let value = MemoryValue::Bytes {
+                data: stored.data.clone(),
+                compressed: stored.compressed,
             };
-            (Found::Bytes(stored), size, level)
-        }))
+            if let Ok(evicted) = self.memory.put(id.clone(), value, len, level) {
+                changed.extend(self.spill_or_drop(evicted));
+                changed.push(id.clone());
+            }
+        }
+        Ok(Some((Found::Bytes(stored), size, level)))
     }
 
     /// The block in its stored byte form, for sending to a peer.
     pub(crate) fn get_stored(
         &mut self,
         id: &BlockId,
+        changed: &mut Vec<BlockId>,
     ) -> Result<Option<(StoredBytes, u64, StorageLevel)>, BlockError> {
-        match self.get(id)? {
+        match self.get(id, changed)? {
             None => Ok(None),
             Some((Found::Bytes(b), size, level)) => Ok(Some((b, size, level))),
             Some((Found::Values(v), size, level)) => {

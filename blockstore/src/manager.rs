@@ -358,11 +358,7 @@ impl Inner {
         size: u64,
     ) -> Result<(), BlockError> {
         let changed = self.local.lock().put(id, payload, level, size)?;
-        for id in changed {
-            if !self.report_to_local_master(&id) {
-                let _ = self.reports.send(Report { id, done: None });
-            }
-        }
+        self.report_changed(changed);
         Ok(())
     }
 
@@ -379,11 +375,30 @@ impl Inner {
     }
 
     fn get_local(&self, id: &BlockId) -> Result<Option<(Found, u64)>, BlockError> {
-        Ok(self
-            .local
-            .lock()
-            .get(id)?
-            .map(|(found, size, _)| (found, size)))
+        let mut changed = Vec::new();
+        let found = self.local.lock().get(id, &mut changed);
+        self.report_changed(changed);
+        Ok(found?.map(|(found, size, _)| (found, size)))
+    }
+
+    /// The block in stored form, for a peer.
+    fn get_stored(
+        &self,
+        id: &BlockId,
+    ) -> Result<Option<(StoredBytes, u64, StorageLevel)>, BlockError> {
+        let mut changed = Vec::new();
+        let found = self.local.lock().get_stored(id, &mut changed);
+        self.report_changed(changed);
+        found
+    }
+
+    /// Reports status changes without waiting (ordered per master, see `report`).
+    fn report_changed(&self, changed: Vec<BlockId>) {
+        for id in changed {
+            if !self.report_to_local_master(&id) {
+                let _ = self.reports.send(Report { id, done: None });
+            }
+        }
     }
 
     /// Reports the put block to the master, then replicates it as its level asks.
@@ -688,9 +703,7 @@ impl Inner {
     }
 
     async fn serve_get(self: Arc<Self>, id: BlockId) -> Result<Message, BlockError> {
-        let found = self
-            .blocking(move |inner| inner.local.lock().get_stored(&id))
-            .await?;
+        let found = self.blocking(move |inner| inner.get_stored(&id)).await?;
         Ok(match found {
             Some((stored, size, level)) => Message::Block {
                 size,
@@ -719,7 +732,7 @@ impl Inner {
     ) -> Result<Message, BlockError> {
         let lookup = id.clone();
         let Some((stored, size, level)) = self
-            .blocking(move |inner| inner.local.lock().get_stored(&lookup))
+            .blocking(move |inner| inner.get_stored(&lookup))
             .await?
         else {
             return Ok(Message::Replicated { copies: 0 });
