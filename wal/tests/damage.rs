@@ -326,3 +326,40 @@ fn foreign_files_and_empty_directories() {
         other => panic!("a foreign file must be refused: {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn a_read_only_open_reports_the_repair_and_changes_nothing() {
+    let template = pristine();
+    let tail = last_records(template.path(), 2);
+    let name = tail[1].file.file_name().expect("name").to_owned();
+    let dir = damaged_copy(template.path(), |d| {
+        flip_bit(&d.join(&name), tail[1].offset + 40, 1)
+    });
+    let snapshot = |d: &Path| -> Vec<(std::ffi::OsString, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(d)
+            .expect("ls")
+            .map(|e| {
+                let p = e.expect("entry").path();
+                (
+                    p.file_name().expect("name").to_owned(),
+                    std::fs::read(&p).expect("read"),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(dir.path());
+    let ro = Wal::open_read_only(dir.path(), opts(RecoveryMode::TolerateCorruptedTail))
+        .expect("read-only open");
+    let report = ro.recovery_report();
+    assert_eq!(report.damage.len(), 1);
+    assert_eq!(report.damage[0].kind, DamageKind::TornTail);
+    assert!(!report.repaired, "a read-only open repairs nothing");
+    assert_holds(&ro, RECORDS - 1, &[]);
+    drop(ro);
+    assert!(
+        before == snapshot(dir.path()),
+        "a read-only open must not change a byte"
+    );
+}
