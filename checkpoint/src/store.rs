@@ -199,30 +199,35 @@ impl CheckpointStore {
     }
 
     /// Starts a checkpoint at the next epoch. The instance's first call claims a new writer
-    /// generation. Fails with [`CheckpointError::Fenced`] if a newer generation has started.
+    /// generation (its writer gets the position right after the claim). Later calls fail with
+    /// [`CheckpointError::Fenced`] once a newer generation has started.
     pub async fn begin(&self) -> Result<CheckpointWriter> {
         let shared = &self.inner.shared;
-        let generation = {
+        let (generation, claimed_now) = {
             let mut slot = self.inner.generation.lock().await;
             match *slot {
-                Some(generation) => generation,
+                Some(generation) => (generation, None),
                 None => {
                     let claimed =
                         sequence::claim_generation(shared, &self.inner.instance_id).await?;
-                    self.set_hint((claimed, claimed.0));
                     *slot = Some(claimed.0);
-                    claimed.0
+                    (claimed.0, Some(claimed))
                 }
             }
         };
-        let (tail, tail_generation) =
-            sequence::tail(shared, self.hint()).await?.ok_or_else(|| {
+        // Right after a claim the claim record is the tail as far as this writer is concerned:
+        // if another driver claims concurrently, it takes the next position and this writer's
+        // commit finds its epoch taken.
+        let (tail, tail_generation) = match claimed_now {
+            Some(claimed) => (claimed, claimed.0),
+            None => sequence::tail(shared, self.hint()).await?.ok_or_else(|| {
                 CheckpointError::corrupt(
                     "sequence",
                     layout::manifests_dir(&shared.root),
                     "claim record vanished",
                 )
-            })?;
+            })?,
+        };
         self.set_hint((tail, tail_generation));
         let epoch = tail.next();
         if tail_generation > generation {

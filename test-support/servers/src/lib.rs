@@ -36,8 +36,25 @@ pub const S3_BUCKET: &str = "tidemark";
 /// Region name used in signatures.
 pub const S3_REGION: &str = "us-east-1";
 
+/// The repository root: found from where the test runs (cargo sets `CARGO_MANIFEST_DIR` for
+/// test binaries at run time), falling back to where this crate was compiled.
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let is_root = |dir: &Path| dir.join("test-support/minidfs/pom.xml").is_file();
+    let starts = [
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        std::env::current_dir().ok(),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
+    ];
+    starts
+        .into_iter()
+        .flatten()
+        .find_map(|start| {
+            start
+                .ancestors()
+                .find(|d| is_root(d))
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 /// The MiniDFS launcher jar that `scripts/setup-test-servers.sh` builds.
