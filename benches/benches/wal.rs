@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tidemark_benches::{PlainBufWriter, PwriteFdatasync, plain_read_dir, quick};
-use tidemark_wal::{Durability, Lsn, SegmentInit, Wal, WalOptions};
+use tidemark_wal::{Durability, Lsn, SegmentInit, SegmentOptions, Wal, WalOptions};
 
 const SIZES: [(usize, &str); 3] = [(100, "100B"), (1024, "1KiB"), (64 << 10, "64KiB")];
 
@@ -32,7 +32,8 @@ fn group_commit() -> Durability {
 }
 
 /// The configuration every append benchmark runs: default options (retention
-/// by `truncate_before` after each sample recycles up to 2 segments).
+/// by `truncate_before` after each sample; default `SegmentOptions` recycle up
+/// to 2 segments).
 fn steady_state(durability: Durability) -> WalOptions {
     WalOptions {
         durability,
@@ -174,11 +175,10 @@ fn wal_segment_init(c: &mut Criterion) {
         let opts = WalOptions {
             segment_size: 1 << 20,
             durability: Durability::PerWrite,
-            segment_init: init,
-            recycle_segments: 0,
             ..WalOptions::default()
         };
-        let wal = Arc::new(Wal::open(dir.path(), opts).expect("open"));
+        let seg = SegmentOptions { init, recycle: 0 };
+        let wal = Arc::new(Wal::open_with(dir.path(), opts, seg).expect("open"));
         g.bench_function(BenchmarkId::new(name, "1KiB"), |b| {
             b.iter_custom(|iters| timed_appends(&wal, &record, 1, iters))
         });

@@ -40,7 +40,7 @@ pub use format::FORMAT_VERSION;
 pub use lsn::Lsn;
 pub use options::{
     Compression, Durability, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RecoveryMode, SegmentInit,
-    WalOptions,
+    SegmentOptions, WalOptions,
 };
 pub use reader::{Record, WalIter};
 pub use recovery::{Damage, DamageKind, RecoveryReport};

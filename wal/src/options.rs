@@ -79,8 +79,8 @@ pub enum SegmentInit {
     Reserve,
 }
 
-/// Options for [`crate::Wal::open`]. Fields not named in the contract may grow;
-/// build with `..WalOptions::default()`.
+/// Options for [`crate::Wal::open`]: exactly these four fields. Build with
+/// `..WalOptions::default()` or set them all.
 #[derive(Clone, Debug)]
 pub struct WalOptions {
     /// Size of every segment file in bytes (default 64 MiB). A record (or a whole
@@ -92,10 +92,6 @@ pub struct WalOptions {
     pub compression: Compression,
     /// What recovery does with bad records (default: tolerate a torn tail).
     pub recovery: RecoveryMode,
-    /// How new segments are prepared (default: by durability mode).
-    pub segment_init: SegmentInit,
-    /// How many retired segments are kept for reuse instead of deleted (default 2).
-    pub recycle_segments: usize,
 }
 
 impl Default for WalOptions {
@@ -107,8 +103,25 @@ impl Default for WalOptions {
             },
             compression: Compression::None,
             recovery: RecoveryMode::TolerateCorruptedTail,
-            segment_init: SegmentInit::Auto,
-            recycle_segments: 2,
+        }
+    }
+}
+
+/// How segment files are prepared and reused; see [`crate::Wal::open_with`].
+/// The defaults suit most logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentOptions {
+    /// How new segments are prepared (default: by durability mode).
+    pub init: SegmentInit,
+    /// How many retired segments are kept for reuse instead of deleted (default 2).
+    pub recycle: usize,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        SegmentOptions {
+            init: SegmentInit::Auto,
+            recycle: 2,
         }
     }
 }

@@ -25,7 +25,9 @@ use crate::format::{
     FLAG_ZSTD, FrameHeader, KIND_RECORD, SEAL_FRAME_LEN, SEGMENT_HEADER_LEN, frame_len,
 };
 use crate::fs_util::{DirLock, sync_dir};
-use crate::options::{Compression, Durability, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, WalOptions};
+use crate::options::{
+    Compression, Durability, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SegmentOptions, WalOptions,
+};
 use crate::reader::{WalIter, read_record};
 use crate::recovery::{RecoveryReport, recover};
 use crate::segment::Segment;
@@ -101,11 +103,20 @@ pub(crate) struct Inner {
 impl Wal {
     /// Opens (or creates) the log in `dir` for writing, recovering it per `opts.recovery`.
     pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> Result<Wal> {
+        Wal::open_with(dir, opts, SegmentOptions::default())
+    }
+
+    /// Like [`Wal::open`], with explicit segment preparation and reuse settings.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        opts: WalOptions,
+        segments: SegmentOptions,
+    ) -> Result<Wal> {
         validate(&opts)?;
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| WalError::io("create log directory", dir, e))?;
         let lock = DirLock::acquire(dir)?;
-        let inner = Arc::new(Inner::recover(dir, opts, Some(lock))?);
+        let inner = Arc::new(Inner::recover(dir, opts, segments, Some(lock))?);
         inner.start_ticker(&inner);
         Ok(Wal { inner })
     }
@@ -115,7 +126,12 @@ impl Wal {
     pub fn open_read_only(dir: impl AsRef<Path>, opts: WalOptions) -> Result<Wal> {
         validate(&opts)?;
         Ok(Wal {
-            inner: Arc::new(Inner::recover(dir.as_ref(), opts, None)?),
+            inner: Arc::new(Inner::recover(
+                dir.as_ref(),
+                opts,
+                SegmentOptions::default(),
+                None,
+            )?),
         })
     }
 
@@ -231,7 +247,12 @@ fn validate(opts: &WalOptions) -> Result<()> {
 }
 
 impl Inner {
-    fn recover(dir: &Path, opts: WalOptions, lock: Option<DirLock>) -> Result<Inner> {
+    fn recover(
+        dir: &Path,
+        opts: WalOptions,
+        seg_opts: SegmentOptions,
+        lock: Option<DirLock>,
+    ) -> Result<Inner> {
         let writable = lock.is_some();
         let rec = recover(dir, opts.recovery, writable)?;
         let log_id = rec.log_id.unwrap_or_else(rand::random);
@@ -248,8 +269,8 @@ impl Inner {
             let pool = SegmentPool::start(
                 dir,
                 opts.segment_size,
-                opts.segment_init.resolve(opts.durability),
-                opts.recycle_segments,
+                seg_opts.init.resolve(opts.durability),
+                seg_opts.recycle,
                 rec.max_seq + 1,
                 spares,
             );
@@ -449,10 +470,11 @@ impl Inner {
     /// The leader's sync: makes the copied prefix durable, returns its last LSN.
     fn sync_written(&self, delay: Duration) -> std::result::Result<u64, String> {
         if !delay.is_zero() {
+            // Wait for the writers in flight now, not for ones that arrive meanwhile:
+            // they ride the next sync, and a moving target would always cost the full delay.
+            let in_flight = self.reserved.load(Ordering::Acquire);
             let deadline = Instant::now() + delay;
-            while self.advance_written() < self.reserved.load(Ordering::Acquire)
-                && Instant::now() < deadline
-            {
+            while self.advance_written() < in_flight && Instant::now() < deadline {
                 std::thread::yield_now();
             }
         }

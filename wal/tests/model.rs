@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use tidemark_wal::{Compression, Durability, Lsn, Wal, WalOptions};
+use tidemark_wal::{Compression, Durability, Lsn, SegmentOptions, Wal, WalOptions};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -69,10 +69,13 @@ fn run(ops: Vec<Op>, compress: bool) -> Result<(), TestCaseError> {
         } else {
             Compression::None
         },
-        recycle_segments: 1,
         ..WalOptions::default()
     };
-    let mut wal = Wal::open(dir.path(), opts.clone()).expect("open");
+    let seg = SegmentOptions {
+        recycle: 1,
+        ..SegmentOptions::default()
+    };
+    let mut wal = Wal::open_with(dir.path(), opts.clone(), seg).expect("open");
     let mut model = BTreeMap::new();
     let mut floor = 0;
     for op in ops {
@@ -95,7 +98,7 @@ fn run(ops: Vec<Op>, compress: bool) -> Result<(), TestCaseError> {
             }
             Op::Reopen => {
                 drop(wal);
-                wal = Wal::open(dir.path(), opts.clone()).expect("reopen");
+                wal = Wal::open_with(dir.path(), opts.clone(), seg).expect("reopen");
                 prop_assert!(
                     wal.recovery_report().damage.is_empty(),
                     "{:?}",
