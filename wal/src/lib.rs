@@ -24,6 +24,7 @@
 mod error;
 mod format;
 mod fs_util;
+mod group_syncer;
 mod lsn;
 mod options;
 mod reader;

@@ -313,7 +313,7 @@ impl Segment {
     /// Only the sync leader or recovery calls this.
     pub(crate) fn sync_to(&self, to: u64) -> Result<()> {
         #[cfg(test)]
-        if fail_injection::SYNC_FAILS.load(Ordering::SeqCst) {
+        if fail_injection::sync_fails(&self.path) {
             let eio = std::io::Error::from_raw_os_error(libc::EIO);
             return Err(WalError::io("sync", &self.path, eio));
         }
@@ -339,11 +339,22 @@ impl Segment {
     }
 }
 
-/// Failure injection for the crate's own tests.
+/// Failure injection for the crate's own tests, scoped to one directory so
+/// that tests running beside it in the same process are not affected.
 #[cfg(test)]
 pub(crate) mod fail_injection {
-    use std::sync::atomic::AtomicBool;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
 
-    /// While set, every segment sync in this process fails with EIO.
-    pub(crate) static SYNC_FAILS: AtomicBool = AtomicBool::new(false);
+    static SYNC_FAILS_UNDER: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+    /// While set, every segment sync under `dir` fails with EIO.
+    pub(crate) fn fail_syncs_under(dir: Option<&Path>) {
+        *SYNC_FAILS_UNDER.lock().unwrap_or_else(|p| p.into_inner()) = dir.map(Path::to_path_buf);
+    }
+
+    pub(crate) fn sync_fails(path: &Path) -> bool {
+        let dir = SYNC_FAILS_UNDER.lock().unwrap_or_else(|p| p.into_inner());
+        dir.as_deref().is_some_and(|d| path.starts_with(d))
+    }
 }
