@@ -24,7 +24,6 @@
 mod error;
 mod format;
 mod fs_util;
-mod group_syncer;
 mod lsn;
 mod options;
 mod reader;

@@ -13,11 +13,10 @@ pub enum Durability {
     Buffered,
     /// Every append returns only after its record (and every record before it) is durable.
     PerWrite,
-    /// Group commit: an append returns once durable, and one sync covers every
-    /// writer waiting at that moment. A dedicated thread runs the syncs back to
-    /// back while anyone waits; before each it waits at most `max_delay` for
-    /// writers that have reserved space but not finished copying, so their
-    /// records ride the same sync.
+    /// Leader/follower group commit: an append returns once durable, and one
+    /// sync covers every writer waiting at that moment. Before syncing, the
+    /// leader waits at most `max_delay` for writers that had reserved space but
+    /// not finished copying when it took the lead, so their records ride along.
     Group {
         /// Longest the leader waits for in-flight copies before it syncs.
         max_delay: Duration,

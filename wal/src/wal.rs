@@ -14,8 +14,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
@@ -25,7 +25,6 @@ use crate::format::{
     FLAG_ZSTD, FrameHeader, KIND_RECORD, SEAL_FRAME_LEN, SEGMENT_HEADER_LEN, frame_len,
 };
 use crate::fs_util::{DirLock, sync_dir};
-use crate::group_syncer::GroupSyncer;
 use crate::options::{
     Compression, Durability, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SegmentOptions, WalOptions,
 };
@@ -98,7 +97,6 @@ pub(crate) struct Inner {
     /// LSNs up to this one without a record are gaps left by recovery.
     pub(crate) recovered_last: u64,
     ticker: Mutex<Option<Ticker>>,
-    group_syncer: OnceLock<GroupSyncer>,
     _lock: Option<DirLock>,
 }
 
@@ -120,7 +118,6 @@ impl Wal {
         let lock = DirLock::acquire(dir)?;
         let inner = Arc::new(Inner::recover(dir, opts, segments, Some(lock))?);
         inner.start_ticker(&inner);
-        inner.start_group_syncer(&inner);
         Ok(Wal { inner })
     }
 
@@ -231,13 +228,10 @@ impl Wal {
 }
 
 impl Drop for Wal {
-    /// Stops the background sync threads first (each may hold the log for the
-    /// length of one sync), so that the directory lock goes with this handle
-    /// unless an iterator still holds the log.
+    /// Stops the interval sync thread first (it may hold the log for the length
+    /// of one sync), so that the directory lock goes with this handle unless an
+    /// iterator still holds the log.
     fn drop(&mut self) {
-        if let Some(syncer) = self.inner.group_syncer.get() {
-            syncer.stop();
-        }
         drop(self.inner.ticker.lock().take());
     }
 }
@@ -319,7 +313,6 @@ impl Inner {
             report: rec.report,
             recovered_last: last,
             ticker: Mutex::new(None),
-            group_syncer: OnceLock::new(),
             _lock: lock,
             opts,
         };
@@ -416,17 +409,9 @@ impl Inner {
             Durability::PerWrite => {
                 self.sync_through(last, Duration::ZERO)?;
             }
-            Durability::Group { max_delay } => match self.group_syncer.get() {
-                Some(syncer) => {
-                    syncer.request(last);
-                    self.barrier
-                        .wait_for(last)
-                        .map_err(|f| self.sync_failed(f))?;
-                }
-                None => {
-                    self.sync_through(last, max_delay)?;
-                }
-            },
+            Durability::Group { max_delay } => {
+                self.sync_through(last, max_delay)?;
+            }
         }
         Ok(Lsn(r.first_lsn)..=Lsn(last))
     }
@@ -617,23 +602,6 @@ impl Inner {
         sync_dir(&self.dir)
     }
 
-    /// Starts the dedicated sync thread for `Durability::Group`.
-    fn start_group_syncer(&self, me: &Arc<Inner>) {
-        let Durability::Group { max_delay } = self.opts.durability else {
-            return;
-        };
-        let weak = Arc::downgrade(me);
-        let syncer = GroupSyncer::start(move |lsn| {
-            let Some(inner) = weak.upgrade() else {
-                return false;
-            };
-            inner.sync_through(lsn, max_delay).is_ok()
-        });
-        if let Some(syncer) = syncer {
-            let _ = self.group_syncer.set(syncer);
-        }
-    }
-
     /// Starts the background syncer for `Durability::Interval`.
     fn start_ticker(&self, me: &Arc<Inner>) {
         let Durability::Interval(every) = self.opts.durability else {
@@ -659,7 +627,7 @@ mod tests {
 
     #[test]
     fn a_failed_sync_poisons_the_instance_until_it_is_reopened() {
-        // PerWrite: the appender syncs; Group: the dedicated sync thread does.
+        // PerWrite: the appender syncs; Group: whichever writer leads does.
         poisoned_until_reopened(Durability::PerWrite);
         poisoned_until_reopened(Durability::Group {
             max_delay: Duration::from_micros(100),

@@ -70,21 +70,6 @@ impl WriteBarrier {
         self.state.lock().failed.clone()
     }
 
-    /// Returns once `lsn` is durable, without ever leading: for writers whose
-    /// syncs a dedicated thread runs (see `group_syncer.rs`).
-    pub(crate) fn wait_for(&self, lsn: u64) -> Result<u64, SyncFailed> {
-        let mut st = self.state.lock();
-        loop {
-            if let Some(f) = &st.failed {
-                return Err(f.clone());
-            }
-            if st.durable >= lsn {
-                return Ok(st.durable);
-            }
-            self.synced.wait(&mut st);
-        }
-    }
-
     /// Returns once `lsn` is durable, running `sync` as leader when no sync is
     /// under way. `sync` runs without the lock and returns the LSN it made
     /// durable; it may return less than `lsn` (records not yet copied), in which
@@ -179,27 +164,6 @@ mod tests {
         assert_eq!(barrier.failure(), Some(SyncFailed("EIO".into())));
         assert!(barrier.is_poisoned());
         assert_eq!(barrier.durable(), 0);
-    }
-
-    #[test]
-    fn passive_waiters_are_released_by_another_threads_sync() {
-        let barrier = Arc::new(WriteBarrier::new(0));
-        let waiter = {
-            let b = barrier.clone();
-            thread::spawn(move || b.wait_for(5))
-        };
-        thread::sleep(Duration::from_millis(20));
-        assert!(!waiter.is_finished(), "nothing synced yet");
-        barrier.wait_durable(5, || Ok(7)).expect("sync");
-        assert_eq!(waiter.join().expect("waiter"), Ok(7));
-        let failing = Arc::new(WriteBarrier::new(0));
-        let w = {
-            let b = failing.clone();
-            thread::spawn(move || b.wait_for(1))
-        };
-        thread::sleep(Duration::from_millis(20));
-        let _ = failing.wait_durable(1, || Err("EIO".into()));
-        assert_eq!(w.join().expect("waiter"), Err(SyncFailed("EIO".into())));
     }
 
     #[test]
