@@ -24,6 +24,7 @@
 mod error;
 mod format;
 mod fs_util;
+mod inspect;
 mod lsn;
 mod options;
 mod reader;
@@ -37,6 +38,10 @@ mod write_barrier;
 
 pub use error::{Result, WalError};
 pub use format::FORMAT_VERSION;
+pub use inspect::{
+    FrameInfo, FrameKind, FrameRun, LogDirListing, RunEnd, SegmentFile, SegmentFileKind,
+    SegmentHeaderFacts, SegmentImage, content_len, decode_payload, list_log_dir,
+};
 pub use lsn::Lsn;
 pub use options::{
     Compression, Durability, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RecoveryMode, SegmentInit,
