@@ -2,6 +2,8 @@
 //!
 //! - `wal-inspect <DIR>` ([`wal_inspect`]): summary, verify, dump, tail, stats
 //!   and copy-first repair of a write-ahead-log directory.
+//! - `tidemark bench` ([`bench`]): the storage benchmark, against the machine's
+//!   own measured limits.
 //!
 //! Every tool follows the same contract ([`outcome`]): human tables on stdout by
 //! default, `--json` for scripts, progress on stderr only when it is a terminal,
@@ -9,6 +11,7 @@
 //! one line naming any problem and where it is. Nothing is modified unless a
 //! command says it modifies.
 
+pub mod bench;
 pub mod outcome;
 pub mod progress;
 pub mod table;

@@ -1,0 +1,231 @@
+//! `tidemark bench`: the storage-backend benchmark.
+//!
+//! On local disk, in a scratch directory (a fresh temporary one by default), it
+//! measures the machine's own limits first, then every storage case, and
+//! compares each case with the limit that bounds it:
+//! - durable WAL appends (`per_write`, `group`) against a plain `pwrite` +
+//!   `fdatasync` loop of the same record size over already-written blocks (the
+//!   WAL, too, syncs over written blocks), in operations per second; the
+//!   appending `write` + `fdatasync` loop is shown beside it;
+//! - non-durable appends (`buffered`, `interval_10ms`) against plain
+//!   sequential writes, in bytes per second;
+//! - replay (open + full scan) against plain sequential reads of the same files.
+//!
+//! Results go to stdout as a table (or `--json`), and to `results.json` and
+//! `results.svg` in the output directory, whose paths are printed.
+
+mod chart;
+mod machine;
+mod measure;
+mod report;
+mod wal_cases;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub use measure::{CaseResult, Limit};
+
+use crate::outcome::ToolError;
+
+/// Arguments of `tidemark bench`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    /// A short run (a few seconds) with tiny cases: for CI and smoke tests.
+    #[arg(long)]
+    pub quick: bool,
+    /// Scratch directory on the disk to measure (default: a fresh temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Where results.json and results.svg go.
+    #[arg(long, default_value = "tidemark-bench")]
+    pub out: PathBuf,
+    /// Writers of the multi-writer cases.
+    #[arg(long, default_value_t = 8)]
+    pub writers: usize,
+    /// Record size in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub record_size: usize,
+    /// Print JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How big and long each case is.
+struct Plan {
+    case_time: Duration,
+    seq_bytes: u64,
+    replay_records: u64,
+    segment_size: u64,
+    /// Bytes written ahead for the overwrite fsync loop.
+    prefill: u64,
+}
+
+impl Plan {
+    fn of(args: &BenchArgs) -> Plan {
+        if args.quick {
+            Plan {
+                case_time: Duration::from_millis(150),
+                seq_bytes: 8 << 20,
+                replay_records: 20_000,
+                segment_size: 4 << 20,
+                prefill: 4 << 20,
+            }
+        } else {
+            Plan {
+                case_time: Duration::from_secs(4),
+                seq_bytes: 512 << 20,
+                replay_records: 1_000_000,
+                segment_size: 64 << 20,
+                prefill: 64 << 20,
+            }
+        }
+    }
+}
+
+/// Facts about where the benchmark ran.
+pub struct Environment {
+    /// Scratch directory.
+    pub scratch: PathBuf,
+    /// Its file system type.
+    pub fs_type: String,
+    /// CPUs available.
+    pub cpus: usize,
+    /// Record size of every case.
+    pub record_size: usize,
+    /// True for `--quick`.
+    pub quick: bool,
+}
+
+/// Runs the benchmark; writes the report to `out` and the files to `args.out`.
+pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), ToolError> {
+    if args.writers == 0 || args.record_size == 0 {
+        return Err(ToolError::Usage(
+            "--writers and --record-size must be at least 1".into(),
+        ));
+    }
+    let temp;
+    let scratch = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .map_err(|e| ToolError::io("create scratch directory", d, e))?;
+            d.clone()
+        }
+        None => {
+            temp = tempfile::tempdir()
+                .map_err(|e| ToolError::io("create scratch directory", std::env::temp_dir(), e))?;
+            temp.path().to_path_buf()
+        }
+    };
+    let env = Environment {
+        fs_type: machine::fs_type(&scratch),
+        scratch: scratch.clone(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        record_size: args.record_size,
+        quick: args.quick,
+    };
+    let results = run_cases(args, &Plan::of(args), &scratch)?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| ToolError::io("create output directory", &args.out, e))?;
+    let json_path = args.out.join("results.json");
+    let svg_path = args.out.join("results.svg");
+    let doc = report::json(&env, &results);
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    )
+    .map_err(|e| ToolError::io("write", &json_path, e))?;
+    chart::draw(&svg_path, &results)?;
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        )?;
+    } else {
+        report::table(&env, &results, out)?;
+        writeln!(
+            out,
+            "\nresults: {}\nchart:   {}",
+            json_path.display(),
+            svg_path.display()
+        )?;
+    }
+    Ok(())
+}
+
+fn run_cases(args: &BenchArgs, plan: &Plan, scratch: &Path) -> Result<Vec<CaseResult>, ToolError> {
+    let modes = wal_cases::modes();
+    let writer_counts = [1, args.writers];
+    let total = 5 + (modes.len() * writer_counts.len()) as u64;
+    let bar = progress(total);
+    let rec = args.record_size;
+    bar.set_message("machine: write+fdatasync (append)");
+    let append_sync = machine::fdatasync_loop(scratch, rec, plan.case_time, None)?;
+    bar.inc(1);
+    bar.set_message("machine: pwrite+fdatasync (overwrite)");
+    let fsync = machine::fdatasync_loop(scratch, rec, plan.case_time, Some(plan.prefill))?;
+    bar.inc(1);
+    bar.set_message("machine: sequential write");
+    let seq = machine::sequential_write(scratch, plan.seq_bytes)?;
+    bar.inc(1);
+    let mut results = Vec::new();
+    for (name, durability) in modes {
+        for writers in writer_counts {
+            bar.set_message(format!("wal append {name}, {writers} writer(s)"));
+            let dir = fresh(scratch, &format!("wal-{name}-{writers}"))?;
+            let mut r = wal_cases::append(
+                &dir,
+                name,
+                durability,
+                writers,
+                rec,
+                plan.case_time,
+                plan.segment_size,
+            )?;
+            let durable = matches!(name, "per_write" | "group");
+            r.limit = Some(if durable {
+                fsync.as_limit(true)
+            } else {
+                seq.as_limit(false)
+            });
+            results.push(r);
+            let _ = std::fs::remove_dir_all(&dir);
+            bar.inc(1);
+        }
+    }
+    bar.set_message("wal replay");
+    let dir = fresh(scratch, "wal-replay")?;
+    let mut replay = wal_cases::replay(&dir, plan.replay_records, rec, plan.segment_size)?;
+    bar.inc(1);
+    bar.set_message("machine: sequential read");
+    let read = machine::sequential_read(&dir)?;
+    replay.limit = Some(read.as_limit(false));
+    let _ = std::fs::remove_dir_all(&dir);
+    bar.inc(1);
+    bar.finish_and_clear();
+    let mut all = vec![append_sync, fsync, seq, read];
+    all.extend(results);
+    all.push(replay);
+    Ok(all)
+}
+
+fn fresh(scratch: &Path, name: &str) -> Result<PathBuf, ToolError> {
+    let dir = scratch.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| ToolError::io("create", &dir, e))?;
+    Ok(dir)
+}
+
+fn progress(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("[{pos}/{len}] {msg} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar
+}

@@ -1,0 +1,112 @@
+//! `tidemark bench --quick`: every case runs against the real WAL on this disk,
+//! the table, JSON and SVG agree, and bad arguments are one-line usage errors.
+
+use std::process::Command;
+
+fn tidemark(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(args)
+        .output()
+        .expect("run tidemark");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn quick_bench_measures_every_case_and_writes_table_json_and_svg() {
+    let scratch = tempfile::tempdir().expect("scratch");
+    let out = tempfile::tempdir().expect("out");
+    let out_dir = out.path().join("results");
+    let args = [
+        "bench",
+        "--quick",
+        "--writers",
+        "4",
+        "--dir",
+        scratch.path().to_str().expect("utf8"),
+        "--out",
+        out_dir.to_str().expect("utf8"),
+    ];
+    let (code, stdout, stderr) = tidemark(&args);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stderr.is_empty(),
+        "no progress bar when stderr is not a terminal: {stderr}"
+    );
+    for case in [
+        "write+fdatasync (append)",
+        "pwrite+fdatasync (overwrite)",
+        "sequential write",
+        "sequential read",
+        "per_write",
+        "group",
+        "buffered",
+        "interval_10ms",
+        "open+scan",
+    ] {
+        assert!(stdout.contains(case), "table lacks {case}:\n{stdout}");
+    }
+    let json_path = out_dir.join("results.json");
+    let svg_path = out_dir.join("results.svg");
+    assert!(stdout.contains(&format!("results: {}", json_path.display())));
+    assert!(stdout.contains(&format!("chart:   {}", svg_path.display())));
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("json file"))
+            .expect("json");
+    let results = doc["results"].as_array().expect("results");
+    assert_eq!(results.len(), 4 + 8 + 1);
+    let appends: Vec<_> = results
+        .iter()
+        .filter(|r| r["group"] == "wal_append")
+        .collect();
+    assert_eq!(appends.len(), 8);
+    for r in &appends {
+        assert!(r["ops"].as_u64().expect("ops") > 0, "{r}");
+        assert!(
+            r["latency_us"]["p99"].as_f64().expect("p99")
+                >= r["latency_us"]["p50"].as_f64().expect("p50")
+        );
+        assert!(r["ratio_to_limit"].as_f64().expect("ratio") > 0.0);
+        let threads = r["threads"].as_u64().expect("threads");
+        assert!(threads == 1 || threads == 4);
+    }
+    let durable = appends
+        .iter()
+        .find(|r| r["case"] == "per_write")
+        .expect("per_write");
+    assert_eq!(
+        durable["limit"]["case"],
+        "machine/pwrite+fdatasync (overwrite)"
+    );
+    let replay = results
+        .iter()
+        .find(|r| r["group"] == "wal_replay")
+        .expect("replay");
+    assert_eq!(replay["ops"], 20_000);
+    assert_eq!(replay["limit"]["case"], "machine/sequential read");
+    assert_eq!(doc["environment"]["quick"], true);
+
+    let svg = std::fs::read_to_string(&svg_path).expect("svg");
+    assert!(svg.starts_with("<svg"));
+    assert!(svg.contains("per_write x4"));
+    assert!(svg.matches("<rect").count() >= results.len());
+    // The scratch directory is left empty: every case cleans up after itself.
+    assert_eq!(std::fs::read_dir(scratch.path()).expect("list").count(), 0);
+}
+
+#[test]
+fn bench_usage_errors_are_one_line() {
+    let (code, _, stderr) = tidemark(&["bench", "--writers", "0", "--quick"]);
+    assert_eq!(code, 2);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--writers"));
+    let (code, _, _) = tidemark(&["bench", "--no-such-flag"]);
+    assert_eq!(code, 2);
+    let (code, stdout, _) = tidemark(&["bench", "--help"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("--quick"));
+}
