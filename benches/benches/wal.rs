@@ -63,6 +63,15 @@ fn machine_limits(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("pwrite_fdatasync", label), |b| {
             b.iter(|| floor.write(black_box(&record)).expect("pwrite+fdatasync"))
         });
+        let mut unwritten = PwriteFdatasync::new_unwritten(&dir.path().join("unwritten"), 64 << 20)
+            .expect("unwritten file");
+        g.bench_function(BenchmarkId::new("pwrite_fdatasync_unwritten", label), |b| {
+            b.iter(|| {
+                unwritten
+                    .write(black_box(&record))
+                    .expect("pwrite+fdatasync")
+            })
+        });
         let mut ceiling =
             PlainBufWriter::new(&dir.path().join("ceiling"), 64 << 20).expect("ceiling file");
         g.bench_function(BenchmarkId::new("bufwriter", label), |b| {

@@ -39,6 +39,7 @@ pub struct PwriteFdatasync {
     file: File,
     len: u64,
     off: u64,
+    unwritten: bool,
 }
 
 impl PwriteFdatasync {
@@ -48,6 +49,26 @@ impl PwriteFdatasync {
             file: preallocated_file(path, len)?,
             len,
             off: 0,
+            unwritten: false,
+        })
+    }
+
+    /// Over a file of `len` bytes whose blocks are only reserved (`fallocate`,
+    /// unwritten extents): every sync must also convert extents. Each
+    /// wrap-around re-reserves the file so the writes never land on written blocks.
+    pub fn new_unwritten(path: &Path, len: u64) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        reserve(&file, len)?;
+        Ok(PwriteFdatasync {
+            file,
+            len,
+            off: 0,
+            unwritten: true,
         })
     }
 
@@ -55,10 +76,26 @@ impl PwriteFdatasync {
     pub fn write(&mut self, record: &[u8]) -> io::Result<()> {
         if self.off + record.len() as u64 > self.len {
             self.off = 0;
+            if self.unwritten {
+                self.file.set_len(0)?;
+                reserve(&self.file, self.len)?;
+            }
         }
         self.file.write_all_at(record, self.off)?;
         self.off += record.len() as u64;
         self.file.sync_data()
+    }
+}
+
+/// Reserves `len` bytes of blocks for `file` without writing them.
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `file` is open for the duration of the call; fallocate reads no memory of ours.
+    match unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 
