@@ -52,6 +52,9 @@ pub enum ToolError {
     /// The log refused to open or read: damage (exit code 1) or I/O (exit code 2).
     #[error(transparent)]
     Wal(#[from] WalError),
+    /// A file of the input cannot be read, so it cannot be judged (exit code 2).
+    #[error("{0}")]
+    Unreadable(String),
     /// stdout went away (a closed pipe): the run ends quietly.
     #[error("output closed")]
     OutputClosed,

@@ -433,6 +433,34 @@ fn truncated_segment_file_is_reported_not_panicked_on() {
 }
 
 #[test]
+fn an_unreadable_segment_file_is_an_io_error_named_in_one_line() {
+    let dir = healthy_log();
+    let bad = dir.path().join("seg-00000000000000000099.wal");
+    std::fs::create_dir(&bad).expect("mkdir");
+    let d = arg(dir.path());
+    let before = snapshot(dir.path());
+    for cmd in [
+        &[][..],
+        &["verify"][..],
+        &["stats", "--json"][..],
+        &["dump"][..],
+    ] {
+        let mut args = vec![d];
+        args.extend_from_slice(cmd);
+        let r = wal_inspect(&args);
+        r.expect_code(2);
+        assert_eq!(r.stderr.lines().count(), 1, "{cmd:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&bad.display().to_string()),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "{}", r.stdout);
+    }
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+#[test]
 fn tail_follows_a_live_log_across_segments_while_the_writer_holds_its_lock() {
     let dir = healthy_log();
     let wal = Wal::open(dir.path(), opts()).expect("writer reopens and takes the lock");

@@ -27,6 +27,12 @@ pub fn table(
         env.cpus,
         env.record_size
     )?;
+    if cfg!(debug_assertions) {
+        writeln!(
+            out,
+            "note: this is a debug build; build with --release for representative numbers"
+        )?;
+    }
     if env.fs_type == "tmpfs" {
         writeln!(
             out,
@@ -72,6 +78,7 @@ pub fn json(env: &Environment, results: &[CaseResult]) -> Value {
             "cpus": env.cpus,
             "record_size": env.record_size,
             "quick": env.quick,
+            "optimized_build": !cfg!(debug_assertions),
         },
         "results": results.iter().map(|r| json!({
             "group": r.group,

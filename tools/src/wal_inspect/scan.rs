@@ -74,12 +74,27 @@ impl LogScan {
             segments.push(SegmentScan { file, live });
         }
         bar.finish_and_clear();
+        if let Some(s) = segments.iter().find_map(unreadable) {
+            return Err(s);
+        }
+        let skip_open = open_read_only(dir, RecoveryMode::SkipCorrupted);
+        // Without damage, the default mode would recover exactly the same: spare
+        // a second pass over a large log.
+        let default_open = match &skip_open {
+            Ok(r) if r.damage.is_empty() => Ok(r.clone()),
+            _ => open_read_only(dir, RecoveryMode::TolerateCorruptedTail),
+        };
+        for r in [&skip_open, &default_open] {
+            if let Err(e @ WalError::Io { .. }) = r {
+                return Err(ToolError::Unreadable(e.to_string()));
+            }
+        }
         Ok(LogScan {
             dir: dir.to_path_buf(),
             segments,
             other_files: listing.other_files,
-            default_open: open_read_only(dir, RecoveryMode::TolerateCorruptedTail),
-            skip_open: open_read_only(dir, RecoveryMode::SkipCorrupted),
+            default_open,
+            skip_open,
         })
     }
 
@@ -156,6 +171,18 @@ fn no_segments(dir: &Path, others: &[PathBuf]) -> ToolError {
         "{} is not a tidemark WAL directory: no segment files (seg-*.wal); {what}",
         dir.display()
     ))
+}
+
+/// An I/O failure reading a segment file: the tool cannot judge the log (exit 2).
+fn unreadable(s: &SegmentScan) -> Option<ToolError> {
+    match (&s.file.kind, &s.live) {
+        (SegmentFileKind::Unreadable(why), _) => Some(ToolError::Unreadable(format!(
+            "cannot read segment file {}: {why}",
+            s.file.path.display()
+        ))),
+        (_, Some(Err(why))) => Some(ToolError::Unreadable(why.clone())),
+        _ => None,
+    }
 }
 
 fn scan_live(path: &Path, header: SegmentHeaderFacts) -> Result<LiveFacts, String> {
