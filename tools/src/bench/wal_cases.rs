@@ -35,29 +35,36 @@ fn opts(durability: Durability, segment_size: u64) -> WalOptions {
     }
 }
 
-/// `writers` threads append `record`-byte records to a fresh log in `dir` for
-/// `duration`; every append's latency is recorded.
+/// `writers` threads append `record`-byte records to a fresh log in `dir`:
+/// first for `warmup` (not measured: the log prepares its first spare segments
+/// then), then for `duration`, recording every append's latency.
 pub fn append(
     dir: &Path,
     name: &'static str,
     durability: Durability,
     writers: usize,
     record: usize,
-    duration: Duration,
+    (warmup, duration): (Duration, Duration),
     segment_size: u64,
 ) -> Result<CaseResult, ToolError> {
     let wal = Arc::new(Wal::open(dir, opts(durability, segment_size))?);
-    let start = Instant::now();
+    let measure_from = Instant::now() + warmup;
+    let end = measure_from + duration;
     let handles: Vec<_> = (0..writers)
         .map(|w| {
             let wal = wal.clone();
             std::thread::spawn(move || -> Result<Vec<u64>, tidemark_wal::WalError> {
                 let data = vec![w as u8; record];
                 let mut lat = Vec::new();
-                while start.elapsed() < duration {
+                loop {
                     let t = Instant::now();
+                    if t >= end {
+                        break;
+                    }
                     wal.append(&data)?;
-                    lat.push(t.elapsed().as_nanos() as u64);
+                    if t >= measure_from {
+                        lat.push(t.elapsed().as_nanos() as u64);
+                    }
                 }
                 Ok(lat)
             })
@@ -70,7 +77,7 @@ pub fn append(
             .map_err(|_| ToolError::Usage("a benchmark writer thread panicked".into()))??;
         lat.extend(part);
     }
-    let elapsed = start.elapsed();
+    let elapsed = measure_from.elapsed();
     lat.sort_unstable();
     Ok(CaseResult {
         group: "wal_append",
