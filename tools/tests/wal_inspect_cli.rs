@@ -175,7 +175,19 @@ fn bit_flip_in_the_middle_is_corruption_that_a_default_open_refuses() {
         frame.offset
     );
     assert!(verify.stdout.contains(&line), "{}", verify.stdout);
-    assert!(verify.stdout.contains("a default open refuses"));
+    assert!(
+        verify
+            .stdout
+            .contains("a default open (tolerate-corrupted-tail) refuses the log")
+    );
+    let human = wal_inspect(&[d]);
+    human.expect_code(1);
+    let records = format!(
+        "records        {} (LSN 1..{RECORDS}), 1 lost to damage",
+        RECORDS - 1
+    );
+    assert!(human.stdout.contains(&records), "{}", human.stdout);
+    assert!(human.stdout.contains(&format!("break@{}", frame.offset)));
 
     let v = wal_inspect(&[d, "verify", "--json"]).expect_code(1).json();
     assert_eq!(v["problems"][0]["kind"], "corruption");
@@ -303,6 +315,36 @@ fn repair_of_a_torn_tail_with_the_default_mode_drops_only_the_torn_record() {
     let again = wal_inspect(&[d, "repair", "--mode", "tolerate-corrupted-tail"]);
     again.expect_code(0);
     assert!(again.stdout.contains("nothing to repair"));
+}
+
+#[test]
+fn repair_refuses_while_a_writer_holds_the_log_and_leaves_no_copies() {
+    let dir = healthy_log();
+    let (seg, _) = flip_bit_in(dir.path(), 100);
+    let damaged = std::fs::read(&seg).expect("read");
+    let writer = Wal::open(
+        dir.path(),
+        tidemark_wal::WalOptions {
+            recovery: tidemark_wal::RecoveryMode::SkipCorrupted,
+            ..opts()
+        },
+    )
+    .expect("a writer keeps every valid record and holds the lock");
+    let d = arg(dir.path());
+    let r = wal_inspect(&[d, "repair", "--mode", "point-in-time"]);
+    r.expect_code(2);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("locked by another writer"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !seg.with_extension("wal.broken").exists(),
+        "copy left behind"
+    );
+    assert_eq!(std::fs::read(&seg).expect("read"), damaged);
+    drop(writer);
 }
 
 #[test]

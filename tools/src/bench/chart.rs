@@ -26,7 +26,7 @@ pub fn draw(path: &Path, results: &[CaseResult]) -> Result<(), ToolError> {
         .min(1.0)
         / 2.0;
     let width = 140 + 90 * results.len() as u32;
-    let root = SVGBackend::new(path, (width, 520)).into_drawing_area();
+    let root = SVGBackend::new(path, (width, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -34,7 +34,7 @@ pub fn draw(path: &Path, results: &[CaseResult]) -> Result<(), ToolError> {
             ("sans-serif", 22),
         )
         .margin(16)
-        .x_label_area_size(110)
+        .x_label_area_size(190)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..results.len() as f64, (bottom..top).log_scale())
         .map_err(|e| fail(e.to_string()))?;

@@ -50,9 +50,17 @@ pub(crate) fn run(
         init: SegmentInit::Reserve,
         recycle: 0,
     };
-    let done = Wal::open_with(dir, opts, segments)?
-        .recovery_report()
-        .clone();
+    let done = match Wal::open_with(dir, opts, segments) {
+        Ok(wal) => wal.recovery_report().clone(),
+        Err(e) => {
+            // Nothing was repaired (a live writer holds the lock, or the mode
+            // refused after all): the copies are not needed.
+            for (_, copy) in &copies {
+                let _ = std::fs::remove_file(copy);
+            }
+            return Err(e.into());
+        }
+    };
     let after = open_read_only(dir, RecoveryMode::TolerateCorruptedTail);
     let healthy = after.as_ref().is_ok_and(|r| r.damage.is_empty());
     if json {

@@ -27,6 +27,8 @@ fn write_json(scan: &LogScan, health: Health, out: &mut dyn Write) -> Result<(),
     let v = json!({
         "dir": scan.dir.display().to_string(),
         "healthy": health == Health::Healthy,
+        "records_readable": scan.skip_open.as_ref().ok().map(|r| r.records),
+        "records_lost": scan.skip_open.as_ref().ok().map(|r| r.records_skipped),
         "segments": scan.segments.iter().map(segment_json).collect::<Vec<_>>(),
         "other_files": scan.other_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "recovery": recovery_json(&scan.default_open),
@@ -86,13 +88,7 @@ fn write_human(scan: &LogScan, health: Health, out: &mut dyn Write) -> Result<()
     if let Some((_, f)) = live.first() {
         writeln!(out, "log id         {:016x}", f.header.log_id)?;
     }
-    let records: u64 = live.iter().map(|(_, f)| f.records).sum();
-    let first = live.iter().find_map(|(_, f)| f.first_lsn);
-    let last = live.iter().rev().find_map(|(_, f)| f.last_lsn);
-    match (first, last) {
-        (Some(a), Some(b)) => writeln!(out, "records        {records} (LSN {a}..{b})")?,
-        _ => writeln!(out, "records        0")?,
-    }
+    writeln!(out, "records        {}", records_line(scan))?;
     if let Some(((_, a), (_, b))) = live.first().zip(live.last()) {
         let end = match b.end {
             RunEnd::Sealed { at_unix_nanos, .. } => utc(at_unix_nanos),
@@ -138,6 +134,23 @@ fn write_human(scan: &LogScan, health: Health, out: &mut dyn Write) -> Result<()
     };
     writeln!(out, "verdict: {verdict}")?;
     Ok(())
+}
+
+/// Readable records as recovery sees them (damage skipped), else the
+/// in-order runs of the segments.
+fn records_line(scan: &LogScan) -> String {
+    if let Ok(r) = &scan.skip_open {
+        let lost = match r.records_skipped {
+            0 => String::new(),
+            n => format!(", {n} lost to damage"),
+        };
+        return match (r.first_lsn, r.last_lsn) {
+            (Some(a), Some(b)) => format!("{} (LSN {a}..{b}){lost}", r.records),
+            _ => format!("0{lost}"),
+        };
+    }
+    let records: u64 = scan.live().map(|(_, f)| f.records).sum();
+    format!("{records} in unbroken runs (recovery cannot open the log)")
 }
 
 fn segment_table(scan: &LogScan) -> Table {
