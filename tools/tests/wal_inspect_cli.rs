@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    RECORDS, arg, flip_bit_in, healthy_log, opts, payload, snapshot, torn_tail_log, wal_inspect,
+    RECORDS, arg, flip_bit_in, healthy_log, open_writer, opts, payload, snapshot, torn_tail_log,
+    wal_inspect,
 };
 use tidemark_wal::Wal;
 
@@ -311,6 +312,13 @@ fn repair_of_a_torn_tail_with_the_default_mode_drops_only_the_torn_record() {
     );
     let wal = Wal::open_read_only(dir.path(), opts()).expect("open");
     assert_eq!(wal.last_lsn().map(|l| l.0), Some(RECORDS - 1));
+    // Segments the repairing open prepared have the log's own size.
+    for s in tidemark_wal::list_log_dir(dir.path())
+        .expect("list")
+        .segments
+    {
+        assert_eq!(s.file_size, opts().segment_size, "{}", s.path.display());
+    }
 
     let again = wal_inspect(&[d, "repair", "--mode", "tolerate-corrupted-tail"]);
     again.expect_code(0);
@@ -322,14 +330,14 @@ fn repair_refuses_while_a_writer_holds_the_log_and_leaves_no_copies() {
     let dir = healthy_log();
     let (seg, _) = flip_bit_in(dir.path(), 100);
     let damaged = std::fs::read(&seg).expect("read");
-    let writer = Wal::open(
+    // The writer keeps every valid record and holds the lock.
+    let writer = open_writer(
         dir.path(),
         tidemark_wal::WalOptions {
             recovery: tidemark_wal::RecoveryMode::SkipCorrupted,
             ..opts()
         },
-    )
-    .expect("a writer keeps every valid record and holds the lock");
+    );
     let d = arg(dir.path());
     let r = wal_inspect(&[d, "repair", "--mode", "point-in-time"]);
     r.expect_code(2);
@@ -505,7 +513,7 @@ fn an_unreadable_segment_file_is_an_io_error_named_in_one_line() {
 #[test]
 fn tail_follows_a_live_log_across_segments_while_the_writer_holds_its_lock() {
     let dir = healthy_log();
-    let wal = Wal::open(dir.path(), opts()).expect("writer reopens and takes the lock");
+    let wal = open_writer(dir.path(), opts());
     let mut child = Command::new(env!("CARGO_BIN_EXE_wal-inspect"))
         .args([
             arg(dir.path()),
@@ -555,4 +563,42 @@ fn tail_follows_a_live_log_across_segments_while_the_writer_holds_its_lock() {
         assert_eq!(v["lsn"], lsn);
         assert_eq!(v["text"].as_str().expect("text").as_bytes(), payload(lsn));
     }
+}
+
+#[test]
+fn tail_reads_a_record_larger_than_its_read_chunk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Wal::open(
+        dir.path(),
+        tidemark_wal::WalOptions {
+            segment_size: 4 << 20,
+            durability: tidemark_wal::Durability::Buffered,
+            ..tidemark_wal::WalOptions::default()
+        },
+    )
+    .expect("open");
+    let big: Vec<u8> = (0..(3u32 << 19)).map(|i| (i % 251) as u8).collect();
+    wal.append(b"small before").expect("append");
+    wal.append(&big).expect("append big");
+    wal.append(b"small after").expect("append");
+    let r = wal_inspect(&[
+        arg(dir.path()),
+        "tail",
+        "--from",
+        "1",
+        "--limit",
+        "3",
+        "--json",
+    ]);
+    r.expect_code(0);
+    let recs: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[0]["text"], "small before");
+    assert_eq!(recs[1]["len"], big.len());
+    assert_eq!(recs[2]["text"], "small after");
+    drop(wal);
 }

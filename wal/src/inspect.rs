@@ -110,6 +110,9 @@ pub struct FrameInfo {
 }
 
 /// Where the in-order run of verified frames of a segment stops.
+///
+/// After a read of limited length ([`SegmentImage::read_range`]), a frame that
+/// runs past the bytes read ends the run as `Unverified`: read more to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunEnd {
     /// A seal frame ends the segment; it was written at this unix-nanosecond time.
@@ -142,6 +145,8 @@ pub struct SegmentImage {
     /// File offset of `bytes[0]`.
     start: u64,
     bytes: Vec<u8>,
+    /// True when the file goes on past `bytes` (a read of limited length).
+    cut_short: bool,
 }
 
 /// Lists the log directory `dir` and reads every segment file's header
@@ -246,6 +251,7 @@ impl SegmentImage {
             salt: header.salt(),
             header,
             start,
+            cut_short: start + (bytes.len() as u64) < size,
             bytes,
         })
     }
@@ -310,13 +316,14 @@ impl SegmentImage {
         self.frames_from(SEGMENT_HEADER_LEN, self.base_lsn())
     }
 
-    /// True when nothing of this incarnation was begun at `offset`.
+    /// True when nothing of this incarnation was begun at `offset`. A frame
+    /// header cut by the end of a limited read is not blank: it is unknown.
     fn is_blank_at(&self, offset: u64) -> bool {
         let Some(raw) = offset
             .checked_sub(self.start)
             .and_then(|at| self.bytes.get(at as usize..at as usize + FRAME_HEADER_LEN))
         else {
-            return true;
+            return !self.cut_short;
         };
         let tag = u32::from_le_bytes([raw[16], raw[17], raw[18], raw[19]]);
         match tag {
@@ -521,6 +528,25 @@ mod tests {
                 offset: victim.offset
             })
         );
+
+        // A partial read ends at the frame it cuts; a later read continues there.
+        let cut = frames[2].offset + 8;
+        let head = SegmentImage::read_range(&path, SEGMENT_HEADER_LEN, cut - SEGMENT_HEADER_LEN)
+            .expect("read head");
+        let mut run = head.frames();
+        assert_eq!(run.by_ref().count(), 2);
+        assert_eq!(
+            run.end(),
+            Some(RunEnd::Unverified {
+                offset: frames[2].offset
+            })
+        );
+        let rest = SegmentImage::read_from(&path, run.offset()).expect("read rest");
+        let lsns: Vec<u64> = rest
+            .frames_from(run.offset(), run.next_lsn())
+            .map(|(f, _)| f.lsn.0)
+            .collect();
+        assert_eq!(lsns, [3, 4]);
 
         std::fs::write(dir.path().join("seg-00000000000000000099.wal"), [7u8; 200])
             .expect("write foreign");

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use tidemark_wal::{
-    RecoveryMode, RecoveryReport, SegmentFileKind, SegmentInit, SegmentOptions, Wal, WalOptions,
-    list_log_dir,
+    MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RecoveryMode, RecoveryReport, SegmentFileKind, SegmentInit,
+    SegmentOptions, Wal, WalOptions, list_log_dir,
 };
 
 use super::scan::{Problem, open_read_only, report_json, require_segments};
@@ -44,6 +44,7 @@ pub(crate) fn run(
     }
     let opts = WalOptions {
         recovery: mode,
+        segment_size: log_segment_size(dir)?,
         ..WalOptions::default()
     };
     let segments = SegmentOptions {
@@ -183,6 +184,21 @@ fn broken_name(path: &Path) -> PathBuf {
         })
         .find(|p| !p.exists())
         .unwrap_or(base)
+}
+
+/// The segment size the log was written with (its newest live segment's), so
+/// that segments the repairing open prepares match the log's own.
+fn log_segment_size(dir: &Path) -> Result<u64, ToolError> {
+    let size = list_log_dir(dir)?
+        .segments
+        .iter()
+        .filter_map(|s| match s.kind {
+            SegmentFileKind::Live(h) => Some(h.segment_len),
+            _ => None,
+        })
+        .next_back()
+        .filter(|&n| (MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&n) && n.is_multiple_of(4096));
+    Ok(size.unwrap_or(WalOptions::default().segment_size))
 }
 
 /// Copies `from` to `to` and makes the copy durable before anything is repaired.

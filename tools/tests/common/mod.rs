@@ -165,3 +165,18 @@ pub fn wal_inspect(args: &[&str]) -> Run {
 pub fn arg(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// Opens `dir` for writing, retrying while it is locked: a log dropped a moment
+/// ago can stay locked briefly while another test thread spawns a process (the
+/// child shares the lock's open file until it execs).
+pub fn open_writer(dir: &Path, opts: WalOptions) -> Wal {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Wal::open(dir, opts.clone()) {
+            Err(tidemark_wal::WalError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other.expect("open writer"),
+        }
+    }
+}
