@@ -243,15 +243,17 @@ impl SegmentImage {
         file.read_exact_at(&mut raw, 0).map_err(io)?;
         let header = SegmentHeader::decode(&raw)
             .map_err(|p| not_live(&format!("header does not verify ({p:?})")))?;
-        let start = offset.max(SEGMENT_HEADER_LEN).min(size);
-        let mut bytes = vec![0u8; (size - start).min(max_len) as usize];
+        // Bytes past the length the (checksummed) header gives are not the segment's.
+        let end = size.min(header.segment_len);
+        let start = offset.max(SEGMENT_HEADER_LEN).min(end);
+        let mut bytes = vec![0u8; (end - start).min(max_len) as usize];
         file.read_exact_at(&mut bytes, start).map_err(io)?;
         Ok(SegmentImage {
             path: path.to_path_buf(),
             salt: header.salt(),
             header,
             start,
-            cut_short: start + (bytes.len() as u64) < size,
+            cut_short: start + (bytes.len() as u64) < end,
             bytes,
         })
     }
