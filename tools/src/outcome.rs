@@ -55,6 +55,9 @@ pub enum ToolError {
     /// A file of the input cannot be read, so it cannot be judged (exit code 2).
     #[error("{0}")]
     Unreadable(String),
+    /// The checkpoint store failed (exit code 2).
+    #[error(transparent)]
+    Checkpoint(#[from] tidemark_checkpoint::CheckpointError),
     /// stdout went away (a closed pipe): the run ends quietly.
     #[error("output closed")]
     OutputClosed,

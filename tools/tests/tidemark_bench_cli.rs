@@ -46,6 +46,9 @@ fn quick_bench_measures_every_case_and_writes_table_json_and_svg() {
         "buffered",
         "interval_10ms",
         "open+scan",
+        "checkpoint_write",
+        "local/1MiB",
+        "memory/1MiB",
     ] {
         assert!(stdout.contains(case), "table lacks {case}:\n{stdout}");
     }
@@ -58,7 +61,18 @@ fn quick_bench_measures_every_case_and_writes_table_json_and_svg() {
         serde_json::from_str(&std::fs::read_to_string(&json_path).expect("json file"))
             .expect("json");
     let results = doc["results"].as_array().expect("results");
-    assert_eq!(results.len(), 4 + 8 + 1);
+    assert_eq!(results.len(), 4 + 8 + 4 + 1);
+    for group in ["checkpoint_write", "checkpoint_read"] {
+        for backend in ["local/1MiB", "memory/1MiB"] {
+            let r = results
+                .iter()
+                .find(|r| r["group"] == group && r["case"] == backend)
+                .unwrap_or_else(|| panic!("no {group} {backend}"));
+            assert!(r["ops"].as_u64().expect("ops") >= 1);
+            assert_eq!(r["bytes"].as_u64(), r["ops"].as_u64().map(|n| n << 20));
+            assert_eq!(r["limit"].is_null(), backend.starts_with("memory"));
+        }
+    }
     let appends: Vec<_> = results
         .iter()
         .filter(|r| r["group"] == "wal_append")

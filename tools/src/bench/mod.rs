@@ -9,7 +9,10 @@
 //!   appending `write` + `fdatasync` loop is shown beside it;
 //! - non-durable appends (`buffered`, `interval_10ms`) against plain
 //!   sequential writes, in bytes per second;
-//! - replay (open + full scan) against plain sequential reads of the same files.
+//! - replay (open + full scan) against plain sequential reads of the same files;
+//! - checkpoint commit (begin + one part + commit) and read of the latest
+//!   checkpoint's part, on local disk (against sequential writes and reads)
+//!   and in memory.
 //!
 //! Each append case runs a quarter of its time as an unmeasured warm-up first
 //! (a fresh log prepares its first spare segments then).
@@ -18,6 +21,7 @@
 //! `results.svg` in the output directory, whose paths are printed.
 
 mod chart;
+mod checkpoint_cases;
 mod machine;
 mod measure;
 mod report;
@@ -64,6 +68,8 @@ struct Plan {
     segment_size: u64,
     /// Bytes written ahead for the overwrite fsync loop.
     prefill: u64,
+    /// Size of the one part of each benchmark checkpoint.
+    checkpoint_size: usize,
 }
 
 impl Plan {
@@ -75,6 +81,7 @@ impl Plan {
                 replay_records: 20_000,
                 segment_size: 4 << 20,
                 prefill: 4 << 20,
+                checkpoint_size: 1 << 20,
             }
         } else {
             Plan {
@@ -83,6 +90,7 @@ impl Plan {
                 replay_records: 1_000_000,
                 segment_size: 64 << 20,
                 prefill: 64 << 20,
+                checkpoint_size: 64 << 20,
             }
         }
     }
@@ -162,7 +170,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), ToolError> {
 fn run_cases(args: &BenchArgs, plan: &Plan, scratch: &Path) -> Result<Vec<CaseResult>, ToolError> {
     let modes = wal_cases::modes();
     let writer_counts = [1, args.writers];
-    let total = 5 + (modes.len() * writer_counts.len()) as u64;
+    let total = 7 + (modes.len() * writer_counts.len()) as u64;
     let bar = progress(total);
     let rec = args.record_size;
     bar.set_message("machine: write+fdatasync (append)");
@@ -208,6 +216,21 @@ fn run_cases(args: &BenchArgs, plan: &Plan, scratch: &Path) -> Result<Vec<CaseRe
     replay.limit = Some(read.as_limit(false));
     let _ = std::fs::remove_dir_all(&dir);
     bar.inc(1);
+    let local = format!("file://{}", fresh(scratch, "checkpoints")?.display());
+    let memory = format!("memory://tidemark-bench-{}", std::process::id());
+    for (backend, url) in [("local", local.as_str()), ("memory", memory.as_str())] {
+        bar.set_message(format!("checkpoint write+read, {backend}"));
+        let (mut w, mut r) =
+            checkpoint_cases::write_and_read(url, backend, plan.checkpoint_size, plan.case_time)?;
+        if backend == "local" {
+            w.limit = Some(seq.as_limit(false));
+            r.limit = Some(read.as_limit(false));
+        }
+        results.push(w);
+        results.push(r);
+        bar.inc(1);
+    }
+    let _ = std::fs::remove_dir_all(scratch.join("checkpoints"));
     bar.finish_and_clear();
     let mut all = vec![append_sync, fsync, seq, read];
     all.extend(results);
