@@ -58,6 +58,9 @@ pub enum ToolError {
     /// The checkpoint store failed (exit code 2).
     #[error(transparent)]
     Checkpoint(#[from] tidemark_checkpoint::CheckpointError),
+    /// The block store failed (exit code 2).
+    #[error(transparent)]
+    BlockStore(#[from] tidemark_blockstore::BlockError),
     /// stdout went away (a closed pipe): the run ends quietly.
     #[error("output closed")]
     OutputClosed,

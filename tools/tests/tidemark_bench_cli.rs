@@ -61,7 +61,18 @@ fn quick_bench_measures_every_case_and_writes_table_json_and_svg() {
         serde_json::from_str(&std::fs::read_to_string(&json_path).expect("json file"))
             .expect("json");
     let results = doc["results"].as_array().expect("results");
-    assert_eq!(results.len(), 4 + 8 + 4 + 1);
+    assert_eq!(results.len(), 4 + 8 + 4 + 6 + 1);
+    for group in ["blockstore_put", "blockstore_get"] {
+        for level in ["MEMORY_ONLY_SER", "MEMORY_AND_DISK_SER", "DISK_ONLY"] {
+            let case = format!("{level}/256KiB");
+            let r = results
+                .iter()
+                .find(|r| r["group"] == group && r["case"] == case.as_str())
+                .unwrap_or_else(|| panic!("no {group} {case}"));
+            assert!(r["ops"].as_u64().expect("ops") >= 1);
+            assert_eq!(r["limit"].is_null(), level != "DISK_ONLY");
+        }
+    }
     for group in ["checkpoint_write", "checkpoint_read"] {
         for backend in ["local/1MiB", "memory/1MiB"] {
             let r = results

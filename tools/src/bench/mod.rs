@@ -12,7 +12,9 @@
 //! - replay (open + full scan) against plain sequential reads of the same files;
 //! - checkpoint commit (begin + one part + commit) and read of the latest
 //!   checkpoint's part, on local disk (against sequential writes and reads)
-//!   and in memory.
+//!   and in memory;
+//! - block-store put and get on one node per single-copy storage level
+//!   (`DISK_ONLY` against sequential writes and reads).
 //!
 //! Each append case runs a quarter of its time as an unmeasured warm-up first
 //! (a fresh log prepares its first spare segments then).
@@ -20,6 +22,7 @@
 //! Results go to stdout as a table (or `--json`), and to `results.json` and
 //! `results.svg` in the output directory, whose paths are printed.
 
+mod blockstore_cases;
 mod chart;
 mod checkpoint_cases;
 mod machine;
@@ -70,6 +73,8 @@ struct Plan {
     prefill: u64,
     /// Size of the one part of each benchmark checkpoint.
     checkpoint_size: usize,
+    /// Size of each block-store block.
+    block_size: usize,
 }
 
 impl Plan {
@@ -82,6 +87,7 @@ impl Plan {
                 segment_size: 4 << 20,
                 prefill: 4 << 20,
                 checkpoint_size: 1 << 20,
+                block_size: 256 << 10,
             }
         } else {
             Plan {
@@ -91,6 +97,7 @@ impl Plan {
                 segment_size: 64 << 20,
                 prefill: 64 << 20,
                 checkpoint_size: 64 << 20,
+                block_size: 4 << 20,
             }
         }
     }
@@ -170,7 +177,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), ToolError> {
 fn run_cases(args: &BenchArgs, plan: &Plan, scratch: &Path) -> Result<Vec<CaseResult>, ToolError> {
     let modes = wal_cases::modes();
     let writer_counts = [1, args.writers];
-    let total = 7 + (modes.len() * writer_counts.len()) as u64;
+    let total = 10 + (modes.len() * writer_counts.len()) as u64;
     let bar = progress(total);
     let rec = args.record_size;
     bar.set_message("machine: write+fdatasync (append)");
@@ -231,6 +238,20 @@ fn run_cases(args: &BenchArgs, plan: &Plan, scratch: &Path) -> Result<Vec<CaseRe
         bar.inc(1);
     }
     let _ = std::fs::remove_dir_all(scratch.join("checkpoints"));
+    for (name, level) in blockstore_cases::levels() {
+        bar.set_message(format!("block store put+get, {name}"));
+        let dir = fresh(scratch, "blocks")?;
+        let (mut put, mut get) =
+            blockstore_cases::put_and_get(&dir, name, level, plan.block_size, plan.case_time)?;
+        if level.use_disk && !level.use_memory {
+            put.limit = Some(seq.as_limit(false));
+            get.limit = Some(read.as_limit(false));
+        }
+        results.push(put);
+        results.push(get);
+        let _ = std::fs::remove_dir_all(&dir);
+        bar.inc(1);
+    }
     bar.finish_and_clear();
     let mut all = vec![append_sync, fsync, seq, read];
     all.extend(results);
