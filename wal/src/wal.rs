@@ -368,40 +368,13 @@ impl Inner {
             .map(|r| frame_len(r.data.len() as u64))
             .sum::<u64>();
         let r = self.reserve(total, records.len() as u64)?;
+        copy_frames(&r, records);
+        // Publish only once every frame is whole: a batch becomes readable at once.
         let mut off = r.off;
-        let mut offsets = [0u64; 1];
-        let mut many = Vec::new();
         for (i, rec) in records.iter().enumerate() {
-            let lsn = r.first_lsn + i as u64;
-            let h = FrameHeader {
-                crc: 0,
-                len: rec.data.len() as u32,
-                lsn,
-                tag: r.seg.header.tag,
-                hint_delta: u32::try_from(lsn - r.durable).unwrap_or(u32::MAX),
-                batch_left: (records.len() - i) as u32,
-                kind: KIND_RECORD,
-                flags: rec.flags,
-            };
-            let raw = h.encode(r.seg.salt, &rec.data);
-            // SAFETY: `reserve` gave this writer `r.off..r.off + total` exclusively,
-            // and no reader sees these bytes before the slots below are published.
-            unsafe {
-                r.seg.write_at(off, &raw);
-                r.seg.write_at(off + raw.len() as u64, &rec.data);
-            }
-            if records.len() == 1 {
-                offsets[0] = off;
-            } else {
-                many.push(off);
-            }
-            off += h.frame_len();
-        }
-        let published: &[u64] = if records.len() == 1 { &offsets } else { &many };
-        for (i, &o) in published.iter().enumerate() {
-            r.seg
-                .index
-                .publish(r.first_lsn + i as u64 - r.seg.header.base_lsn, o as u32);
+            let slot = r.first_lsn + i as u64 - r.seg.header.base_lsn;
+            r.seg.index.publish(slot, off as u32);
+            off += frame_len(rec.data.len() as u64);
         }
         let last = r.first_lsn + records.len() as u64 - 1;
         match self.opts.durability {
@@ -616,6 +589,32 @@ impl Inner {
             inner.sync_through(target, Duration::ZERO).is_ok()
         });
         *self.ticker.lock() = Some(ticker);
+    }
+}
+
+/// Encodes `records` as consecutive frames into the range `r` reserved.
+fn copy_frames(r: &Reservation, records: &[Encoded<'_>]) {
+    let mut off = r.off;
+    for (i, rec) in records.iter().enumerate() {
+        let lsn = r.first_lsn + i as u64;
+        let h = FrameHeader {
+            crc: 0,
+            len: rec.data.len() as u32,
+            lsn,
+            tag: r.seg.header.tag,
+            hint_delta: u32::try_from(lsn - r.durable).unwrap_or(u32::MAX),
+            batch_left: (records.len() - i) as u32,
+            kind: KIND_RECORD,
+            flags: rec.flags,
+        };
+        let raw = h.encode(r.seg.salt, &rec.data);
+        // SAFETY: `reserve` gave this writer `r.off..r.off + total` exclusively,
+        // and no reader sees these bytes before their slots are published.
+        unsafe {
+            r.seg.write_at(off, &raw);
+            r.seg.write_at(off + raw.len() as u64, &rec.data);
+        }
+        off += h.frame_len();
     }
 }
 
