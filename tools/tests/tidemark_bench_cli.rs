@@ -39,7 +39,8 @@ fn quick_bench_measures_every_case_and_writes_table_json_and_svg() {
     for case in [
         "write+fdatasync (append)",
         "pwrite+fdatasync (overwrite)",
-        "sequential write",
+        "sequential write+fdatasync",
+        "sequential write (buffered)",
         "sequential read",
         "per_write",
         "group",
@@ -61,7 +62,7 @@ fn quick_bench_measures_every_case_and_writes_table_json_and_svg() {
         serde_json::from_str(&std::fs::read_to_string(&json_path).expect("json file"))
             .expect("json");
     let results = doc["results"].as_array().expect("results");
-    assert_eq!(results.len(), 4 + 8 + 4 + 6 + 1);
+    assert_eq!(results.len(), 5 + 8 + 4 + 6 + 1);
     for group in ["blockstore_put", "blockstore_get"] {
         for level in ["MEMORY_ONLY_SER", "MEMORY_AND_DISK_SER", "DISK_ONLY"] {
             let case = format!("{level}/256KiB");
@@ -99,6 +100,14 @@ fn quick_bench_measures_every_case_and_writes_table_json_and_svg() {
         let threads = r["threads"].as_u64().expect("threads");
         assert!(threads == 1 || threads == 4);
     }
+    let buffered = appends
+        .iter()
+        .find(|r| r["case"] == "buffered")
+        .expect("buffered");
+    assert_eq!(
+        buffered["limit"]["case"],
+        "machine/sequential write (buffered)"
+    );
     let durable = appends
         .iter()
         .find(|r| r["case"] == "per_write")

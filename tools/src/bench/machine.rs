@@ -86,8 +86,10 @@ fn prefill(file: &mut File, path: &Path, len: u64) -> Result<(), ToolError> {
     file.sync_all().map_err(|e| ToolError::io("sync", path, e))
 }
 
-/// `total` bytes written sequentially in 1 MiB `write`s, then one `fdatasync`.
-pub fn sequential_write(dir: &Path, total: u64) -> Result<CaseResult, ToolError> {
+/// `total` bytes written sequentially in 1 MiB `write`s, then (with `sync`)
+/// one `fdatasync`. Without it, the page-cache write bandwidth: the like-for-like
+/// bound for writers that do not sync.
+pub fn sequential_write(dir: &Path, total: u64, sync: bool) -> Result<CaseResult, ToolError> {
     let path = dir.join("machine-seqwrite.dat");
     let mut file = create(&path)?;
     let chunk = vec![0xA5u8; 1 << 20];
@@ -98,14 +100,21 @@ pub fn sequential_write(dir: &Path, total: u64) -> Result<CaseResult, ToolError>
             .map_err(|e| ToolError::io("write", &path, e))?;
         written += chunk.len() as u64;
     }
-    file.sync_data()
-        .map_err(|e| ToolError::io("fdatasync", &path, e))?;
+    if sync {
+        file.sync_data()
+            .map_err(|e| ToolError::io("fdatasync", &path, e))?;
+    }
     let elapsed = start.elapsed();
     drop(file);
     let _ = std::fs::remove_file(&path);
     Ok(CaseResult {
         group: "machine",
-        name: "sequential write".into(),
+        name: if sync {
+            "sequential write+fdatasync"
+        } else {
+            "sequential write (buffered)"
+        }
+        .into(),
         threads: 1,
         ops: written >> 20,
         bytes: written,

@@ -7,14 +7,15 @@
 //!   `fdatasync` loop of the same record size over already-written blocks (the
 //!   WAL, too, syncs over written blocks), in operations per second; the
 //!   appending `write` + `fdatasync` loop is shown beside it;
-//! - non-durable appends (`buffered`, `interval_10ms`) against plain
-//!   sequential writes, in bytes per second;
+//! - non-durable appends (`buffered`, `interval_10ms`) against plain buffered
+//!   sequential writes (no sync), in bytes per second; sequential writes with a
+//!   final `fdatasync` are shown beside them;
 //! - replay (open + full scan) against plain sequential reads of the same files;
 //! - checkpoint commit (begin + one part + commit) and read of the latest
-//!   checkpoint's part, on local disk (against sequential writes and reads)
+//!   checkpoint's part, on local disk (against buffered sequential writes and reads)
 //!   and in memory;
 //! - block-store put and get on one node per single-copy storage level
-//!   (`DISK_ONLY` against sequential writes and reads).
+//!   (`DISK_ONLY` against buffered sequential writes and reads).
 //!
 //! Each append case runs a quarter of its time as an unmeasured warm-up first
 //! (a fresh log prepares its first spare segments then).
@@ -91,7 +92,7 @@ impl Plan {
             }
         } else {
             Plan {
-                case_time: Duration::from_secs(4),
+                case_time: Duration::from_secs(3),
                 seq_bytes: 512 << 20,
                 replay_records: 1_000_000,
                 segment_size: 64 << 20,
@@ -187,7 +188,8 @@ fn run_cases(args: &BenchArgs, plan: &Plan, scratch: &Path) -> Result<Vec<CaseRe
     let fsync = machine::fdatasync_loop(scratch, rec, plan.case_time, Some(plan.prefill))?;
     bar.inc(1);
     bar.set_message("machine: sequential write");
-    let seq = machine::sequential_write(scratch, plan.seq_bytes)?;
+    let seq_synced = machine::sequential_write(scratch, plan.seq_bytes, true)?;
+    let seq = machine::sequential_write(scratch, plan.seq_bytes, false)?;
     bar.inc(1);
     let mut results = Vec::new();
     for (name, durability) in modes {
@@ -227,8 +229,12 @@ fn run_cases(args: &BenchArgs, plan: &Plan, scratch: &Path) -> Result<Vec<CaseRe
     let memory = format!("memory://tidemark-bench-{}", std::process::id());
     for (backend, url) in [("local", local.as_str()), ("memory", memory.as_str())] {
         bar.set_message(format!("checkpoint write+read, {backend}"));
-        let (mut w, mut r) =
-            checkpoint_cases::write_and_read(url, backend, plan.checkpoint_size, plan.case_time)?;
+        let (mut w, mut r) = checkpoint_cases::write_and_read(
+            url,
+            backend,
+            plan.checkpoint_size,
+            plan.case_time / 2,
+        )?;
         if backend == "local" {
             w.limit = Some(seq.as_limit(false));
             r.limit = Some(read.as_limit(false));
@@ -242,7 +248,7 @@ fn run_cases(args: &BenchArgs, plan: &Plan, scratch: &Path) -> Result<Vec<CaseRe
         bar.set_message(format!("block store put+get, {name}"));
         let dir = fresh(scratch, "blocks")?;
         let (mut put, mut get) =
-            blockstore_cases::put_and_get(&dir, name, level, plan.block_size, plan.case_time)?;
+            blockstore_cases::put_and_get(&dir, name, level, plan.block_size, plan.case_time / 2)?;
         if level.use_disk && !level.use_memory {
             put.limit = Some(seq.as_limit(false));
             get.limit = Some(read.as_limit(false));
@@ -253,7 +259,7 @@ fn run_cases(args: &BenchArgs, plan: &Plan, scratch: &Path) -> Result<Vec<CaseRe
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let mut all = vec![append_sync, fsync, seq, read];
+    let mut all = vec![append_sync, fsync, seq_synced, seq, read];
     all.extend(results);
     all.push(replay);
     Ok(all)
