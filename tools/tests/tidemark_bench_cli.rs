@@ -144,3 +144,42 @@ fn bench_usage_errors_are_one_line() {
     assert_eq!(code, 0);
     assert!(stdout.contains("--quick"));
 }
+
+#[test]
+fn a_dead_s3_endpoint_fails_first_in_one_line_without_leaking_the_secret() {
+    let out = tempfile::tempdir().expect("out");
+    let url = "s3://bench/prefix?endpoint=http://127.0.0.1:1&region=us-east-1&allow_http=true\
+               &access_key_id=AKIDBENCH&secret_access_key=hunter2-secret";
+    let (code, stdout, stderr) = tidemark(&[
+        "bench",
+        "--quick",
+        "--out",
+        out.path().to_str().expect("utf8"),
+        "--remote-timeout",
+        "1",
+        "--s3",
+        url,
+    ]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "nothing was benchmarked: {stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("checkpoint backend s3 at s3://bench/prefix?endpoint=http://127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2") && !stderr.contains("AKIDBENCH"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = tidemark(&[
+        "bench",
+        "--quick",
+        "--out",
+        out.path().to_str().expect("utf8"),
+        "--s3",
+        "ftp://x/y",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unsupported scheme"), "{stderr}");
+}

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tidemark_checkpoint::blocking::CheckpointStore;
+use tidemark_checkpoint::blocking::{CheckpointOptions, CheckpointStore};
 
 use super::measure::CaseResult;
 use crate::outcome::ToolError;
@@ -39,8 +39,76 @@ pub fn write_and_read(
     backend: &str,
     size: usize,
     duration: Duration,
+    request_timeout: Duration,
 ) -> Result<(CaseResult, CaseResult), ToolError> {
-    let store = CheckpointStore::open(url)?;
+    let remote = |e: tidemark_checkpoint::CheckpointError| remote_error(backend, url, &e);
+    let store = open(url, backend, request_timeout)?;
+    bench_store(&store, url, size, duration)
+        .map_err(|e| match e {
+            ToolError::Checkpoint(e) => remote(e),
+            other => other,
+        })
+        .map(|(w, r)| (w.named(backend, size), r.named(backend, size)))
+}
+
+/// Opens the store at `url` and lists it once, so a wrong URL or a dead
+/// endpoint fails here, in one line, before any benchmark runs.
+pub fn open(
+    url: &str,
+    backend: &str,
+    request_timeout: Duration,
+) -> Result<CheckpointStore, ToolError> {
+    let options = CheckpointOptions::default().with_request_timeout(request_timeout);
+    let store =
+        CheckpointStore::open_with(url, options).map_err(|e| remote_error(backend, url, &e))?;
+    store.list().map_err(|e| remote_error(backend, url, &e))?;
+    Ok(store)
+}
+
+fn remote_error(backend: &str, url: &str, e: &tidemark_checkpoint::CheckpointError) -> ToolError {
+    let shown = redact(url);
+    let msg = e.to_string().replace(url, &shown);
+    ToolError::Usage(format!("checkpoint backend {backend} at {shown}: {msg}"))
+}
+
+/// `url` with the values of credential-like query keys and any user info hidden.
+pub fn redact(url: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host)) if !host.contains('/') || rest.find('@') < rest.find('/') => {
+                format!("{scheme}://***@{host}")
+            }
+            _ => base.to_string(),
+        },
+        None => base.to_string(),
+    };
+    if query.is_empty() {
+        return base;
+    }
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if is_secret(k) => format!("{k}=***"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
+fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["secret", "token", "password", "access_key", "session"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+fn bench_store(
+    store: &CheckpointStore,
+    url: &str,
+    size: usize,
+    duration: Duration,
+) -> Result<(Timings, Timings), ToolError> {
     let data = noise(size);
     let mut write_lat = Vec::new();
     let start = Instant::now();
@@ -55,7 +123,7 @@ pub fn write_and_read(
         write_lat.push(took.as_nanos() as u64);
         store.retain_last(2)?;
     }
-    let write = result("checkpoint_write", backend, size, write_lat, busy);
+    let write = Timings("checkpoint_write", write_lat, busy);
     let latest = store
         .latest()?
         .ok_or_else(|| ToolError::Usage(format!("no checkpoint in {url} after committing one")))?;
@@ -75,26 +143,41 @@ pub fn write_and_read(
         busy += took;
         read_lat.push(took.as_nanos() as u64);
     }
-    let read = result("checkpoint_read", backend, size, read_lat, busy);
+    let read = Timings("checkpoint_read", read_lat, busy);
     Ok((write, read))
 }
 
-fn result(
-    group: &'static str,
-    backend: &str,
-    size: usize,
-    mut lat: Vec<u64>,
-    busy: Duration,
-) -> CaseResult {
-    lat.sort_unstable();
-    CaseResult {
-        group,
-        name: format!("{backend}/{}", size_label(size)),
-        threads: 1,
-        ops: lat.len() as u64,
-        bytes: (lat.len() * size) as u64,
-        elapsed: busy,
-        latencies_ns: lat,
-        limit: None,
+/// Latencies of one kind of call, and the time spent in them.
+struct Timings(&'static str, Vec<u64>, Duration);
+
+impl Timings {
+    fn named(self, backend: &str, size: usize) -> CaseResult {
+        let Timings(group, mut lat, busy) = self;
+        lat.sort_unstable();
+        CaseResult {
+            group,
+            name: format!("{backend}/{}", size_label(size)),
+            threads: 1,
+            ops: lat.len() as u64,
+            bytes: (lat.len() * size) as u64,
+            elapsed: busy,
+            latencies_ns: lat,
+            limit: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_credentials_in_urls() {
+        assert_eq!(
+            redact("s3://b/p?endpoint=http://h:1&access_key_id=AK&secret_access_key=SK&region=r"),
+            "s3://b/p?endpoint=http://h:1&access_key_id=***&secret_access_key=***&region=r"
+        );
+        assert_eq!(redact("hdfs://user:pw@nn:8020/x"), "hdfs://***@nn:8020/x");
+        assert_eq!(redact("file:///tmp/x"), "file:///tmp/x");
     }
 }

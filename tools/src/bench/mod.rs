@@ -13,7 +13,7 @@
 //! - replay (open + full scan) against plain sequential reads of the same files;
 //! - checkpoint commit (begin + one part + commit) and read of the latest
 //!   checkpoint's part, on local disk (against buffered sequential writes and reads)
-//!   and in memory;
+//!   and in memory, plus S3 and HDFS with `--s3 URL` and `--hdfs URL`;
 //! - block-store put and get on one node per single-copy storage level
 //!   (`DISK_ONLY` against buffered sequential writes and reads).
 //!
@@ -62,6 +62,16 @@ pub struct BenchArgs {
     /// Print JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also benchmark checkpoints on S3: `s3://bucket/prefix?endpoint=...&region=...`
+    /// (credentials from the usual AWS_* variables or the query).
+    #[arg(long, value_name = "URL")]
+    pub s3: Option<String>,
+    /// Also benchmark checkpoints on HDFS: `hdfs://host:port/path`.
+    #[arg(long, value_name = "URL")]
+    pub hdfs: Option<String>,
+    /// Deadline in seconds for each remote call (a dead endpoint fails after it).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub remote_timeout: u64,
 }
 
 /// How big and long each case is.
@@ -178,9 +188,21 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), ToolError> {
 fn run_cases(args: &BenchArgs, plan: &Plan, scratch: &Path) -> Result<Vec<CaseResult>, ToolError> {
     let modes = wal_cases::modes();
     let writer_counts = [1, args.writers];
-    let total = 10 + (modes.len() * writer_counts.len()) as u64;
+    let total = 10
+        + (args.s3.is_some() as u64)
+        + (args.hdfs.is_some() as u64)
+        + (modes.len() * writer_counts.len()) as u64;
     let bar = progress(total);
     let rec = args.record_size;
+    let timeout = Duration::from_secs(args.remote_timeout.max(1));
+    let remotes: Vec<(&str, &String)> = [("s3", &args.s3), ("hdfs", &args.hdfs)]
+        .into_iter()
+        .filter_map(|(b, u)| u.as_ref().map(|u| (b, u)))
+        .collect();
+    for (backend, url) in &remotes {
+        bar.set_message(format!("checking {backend}"));
+        checkpoint_cases::open(url, backend, timeout)?;
+    }
     bar.set_message("machine: write+fdatasync (append)");
     let append_sync = machine::fdatasync_loop(scratch, rec, plan.case_time, None)?;
     bar.inc(1);
@@ -227,16 +249,21 @@ fn run_cases(args: &BenchArgs, plan: &Plan, scratch: &Path) -> Result<Vec<CaseRe
     bar.inc(1);
     let local = format!("file://{}", fresh(scratch, "checkpoints")?.display());
     let memory = format!("memory://tidemark-bench-{}", std::process::id());
-    for (backend, url) in [("local", local.as_str()), ("memory", memory.as_str())] {
+    let mut backends = vec![("local", local), ("memory", memory)];
+    backends.extend(args.s3.iter().map(|u| ("s3", u.clone())));
+    backends.extend(args.hdfs.iter().map(|u| ("hdfs", u.clone())));
+    for (backend, url) in &backends {
         bar.set_message(format!("checkpoint write+read, {backend}"));
         let (mut w, mut r) = checkpoint_cases::write_and_read(
             url,
             backend,
             plan.checkpoint_size,
             plan.case_time / 2,
+            timeout,
         )?;
-        if backend == "local" {
-            w.limit = Some(seq.as_limit(false));
+        if *backend == "local" {
+            // The local backend fsyncs what it writes.
+            w.limit = Some(seq_synced.as_limit(false));
             r.limit = Some(read.as_limit(false));
         }
         results.push(w);
