@@ -183,3 +183,36 @@ fn a_dead_s3_endpoint_fails_first_in_one_line_without_leaking_the_secret() {
     assert_eq!(code, 2);
     assert!(stderr.contains("unsupported scheme"), "{stderr}");
 }
+
+#[test]
+fn s3_and_hdfs_add_checkpoint_cases_measured_on_real_servers() {
+    use tidemark_test_servers::{minidfs, seaweedfs, unique_name};
+    let s3 = seaweedfs().url(&unique_name("bench"));
+    let hdfs = minidfs().url(&format!("/tidemark/{}", unique_name("bench")));
+    let out = tempfile::tempdir().expect("out");
+    let (code, stdout, stderr) = tidemark(&[
+        "bench",
+        "--quick",
+        "--json",
+        "--out",
+        out.path().to_str().expect("utf8"),
+        "--s3",
+        &s3,
+        "--hdfs",
+        &hdfs,
+    ]);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("json on stdout");
+    let results = doc["results"].as_array().expect("results");
+    for group in ["checkpoint_write", "checkpoint_read"] {
+        for case in ["s3/1MiB", "hdfs/1MiB"] {
+            let r = results
+                .iter()
+                .find(|r| r["group"] == group && r["case"] == case)
+                .unwrap_or_else(|| panic!("no {group} {case}"));
+            assert!(r["ops"].as_u64().expect("ops") >= 1);
+            assert!(r["latency_us"]["p50"].as_f64().expect("p50") > 0.0);
+        }
+    }
+    assert!(!stdout.contains(tidemark_test_servers::S3_SECRET_KEY));
+}
