@@ -18,6 +18,10 @@ fn tidemark(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn quick_bench_measures_every_case_and_writes_table_json_and_svg() {
     let scratch = tempfile::tempdir().expect("scratch");
+    // Someone's data beside the scratch space must survive the run.
+    let bystander = scratch.path().join("checkpoints").join("keep.txt");
+    std::fs::create_dir_all(bystander.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&bystander, "precious").expect("write");
     let out = tempfile::tempdir().expect("out");
     let out_dir = out.path().join("results");
     let args = [
@@ -56,6 +60,7 @@ fn quick_bench_measures_every_case_and_writes_table_json_and_svg() {
     let json_path = out_dir.join("results.json");
     let svg_path = out_dir.join("results.svg");
     assert!(stdout.contains(&format!("results: {}", json_path.display())));
+    assert!(stdout.contains(&format!("{}/tidemark-bench-", scratch.path().display())));
     assert!(stdout.contains(&format!("chart:   {}", svg_path.display())));
 
     let doc: serde_json::Value =
@@ -128,8 +133,12 @@ fn quick_bench_measures_every_case_and_writes_table_json_and_svg() {
     assert!(svg.starts_with("<svg"));
     assert!(svg.contains("per_write x4"));
     assert!(svg.matches("<rect").count() >= results.len());
-    // The scratch directory is left empty: every case cleans up after itself.
-    assert_eq!(std::fs::read_dir(scratch.path()).expect("list").count(), 0);
+    // The run worked in a subdirectory of its own, and removed it.
+    assert_eq!(std::fs::read_dir(scratch.path()).expect("list").count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(&bystander).expect("kept"),
+        "precious"
+    );
 }
 
 #[test]

@@ -47,7 +47,8 @@ pub struct BenchArgs {
     /// A short run (a few seconds) with tiny cases: for CI and smoke tests.
     #[arg(long)]
     pub quick: bool,
-    /// Scratch directory on the disk to measure (default: a fresh temporary directory).
+    /// Directory on the disk to measure; the run works in a fresh subdirectory
+    /// of it and removes that at the end (default: the system temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Where results.json and results.svg go.
@@ -135,19 +136,21 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), ToolError> {
             "--writers and --record-size must be at least 1".into(),
         ));
     }
-    let temp;
-    let scratch = match &args.dir {
+    // Always a fresh directory of our own (inside `--dir` when given), so that
+    // nothing but what this run created is ever removed.
+    let parent = match &args.dir {
         Some(d) => {
             std::fs::create_dir_all(d)
                 .map_err(|e| ToolError::io("create scratch directory", d, e))?;
             d.clone()
         }
-        None => {
-            temp = tempfile::tempdir()
-                .map_err(|e| ToolError::io("create scratch directory", std::env::temp_dir(), e))?;
-            temp.path().to_path_buf()
-        }
+        None => std::env::temp_dir(),
     };
+    let temp = tempfile::Builder::new()
+        .prefix("tidemark-bench-")
+        .tempdir_in(&parent)
+        .map_err(|e| ToolError::io("create scratch directory in", &parent, e))?;
+    let scratch = temp.path().to_path_buf();
     let env = Environment {
         fs_type: machine::fs_type(&scratch),
         scratch: scratch.clone(),
