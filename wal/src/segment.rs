@@ -100,15 +100,26 @@ fn prepare(file: &File, path: &Path, len: u64, init: SegmentInit) -> Result<Mmap
         .map_raw(file)
         .map_err(|e| WalError::io("map segment", path, e))?;
     if init == SegmentInit::ZeroFill {
+        // Fault pages in one by one: with readahead the kernel caches a large file
+        // in large folios, and an msync of a 4 KiB range then writes the whole folio.
+        advise(&map, path, memmap2::Advice::Random);
         // SAFETY: the mapping is `len` bytes long, private to this function (the
         // file is a fresh temporary no one else has), and writable.
         unsafe { std::ptr::write_bytes(map.as_mut_ptr(), 0, len as usize) };
+        advise(&map, path, memmap2::Advice::Normal);
         map.flush()
             .map_err(|e| WalError::io("sync zero-filled segment", path, e))?;
     }
     file.sync_all()
         .map_err(|e| WalError::io("sync segment", path, e))?;
     Ok(map)
+}
+
+/// Best-effort `madvise` of the whole mapping.
+fn advise(map: &MmapRaw, path: &Path, advice: memmap2::Advice) {
+    if let Err(e) = map.advise(advice) {
+        tracing::debug!(path = %path.display(), error = %e, ?advice, "madvise failed");
+    }
 }
 
 /// Maps an existing segment file whole, writable or read-only.
