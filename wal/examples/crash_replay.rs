@@ -13,10 +13,13 @@ const WRITERS: u64 = 4;
 const PER_WRITER: u64 = 25_000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let arg = std::env::args().nth(1);
+    if arg.as_deref().is_some_and(|a| a.starts_with('-')) {
+        eprintln!("usage: crash_replay [DIR]   (without DIR: a temporary directory)");
+        std::process::exit(2);
+    }
     let tmp = tempfile::tempdir()?;
-    let dir = std::env::args()
-        .nth(1)
-        .map_or_else(|| tmp.path().to_path_buf(), Into::into);
+    let dir = arg.map_or_else(|| tmp.path().to_path_buf(), Into::into);
     let opts = WalOptions {
         segment_size: 8 << 20,
         durability: Durability::Group {
