@@ -13,16 +13,21 @@ pub fn quick() -> bool {
     std::env::var_os("TIDEMARK_BENCH_QUICK").is_some() || std::env::args().any(|a| a == "--test")
 }
 
-/// A file of `len` bytes whose blocks are allocated *and written* (zeros), so a
-/// later `pwrite` + `fdatasync` over it never converts extents: the fastest
-/// durable single-writer loop this disk offers.
-pub fn preallocated_file(path: &Path, len: u64) -> io::Result<File> {
-    let file = OpenOptions::new()
+/// Creates `path` empty, for reading and writing.
+fn create_empty(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
-        .open(path)?;
+        .open(path)
+}
+
+/// A file of `len` bytes whose blocks are allocated *and written* (zeros), so a
+/// later `pwrite` + `fdatasync` over it never converts extents: the fastest
+/// durable single-writer loop this disk offers.
+pub fn preallocated_file(path: &Path, len: u64) -> io::Result<File> {
+    let file = create_empty(path)?;
     let zeros = vec![0u8; 1 << 20];
     let mut off = 0;
     while off < len {
@@ -57,12 +62,7 @@ impl PwriteFdatasync {
     /// unwritten extents): every sync must also convert extents. Each
     /// wrap-around re-reserves the file so the writes never land on written blocks.
     pub fn new_unwritten(path: &Path, len: u64) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
+        let file = create_empty(path)?;
         reserve(&file, len)?;
         Ok(PwriteFdatasync {
             file,
