@@ -13,8 +13,9 @@ use tokio::{
 };
 
 pub use crate::{
-    CheckpointError, CheckpointInfo, CheckpointOptions, CheckpointState, Compression, Epoch,
-    GcReport, PartInfo, PartOptions, Result, RetentionReport, SkippedCheckpoint,
+    CheckpointError, CheckpointInfo, CheckpointOptions, CheckpointState, CleanupPlan, Compression,
+    Epoch, GcPlan, GcReport, OrphanPart, PartInfo, PartOptions, Result, RetentionPlan,
+    RetentionReport, SkippedCheckpoint,
 };
 
 /// Worker threads of the owned runtime: enough for parallel part uploads.
@@ -79,6 +80,20 @@ impl CheckpointStore {
     /// See [`crate::CheckpointStore::list`].
     pub fn list(&self) -> Result<Vec<CheckpointInfo>> {
         self.rt.block_on(self.inner.list())
+    }
+
+    /// See [`crate::CheckpointStore::checkpoint`].
+    pub fn checkpoint(&self, epoch: Epoch) -> Result<Option<Checkpoint>> {
+        let found = self.rt.block_on(self.inner.checkpoint(epoch))?;
+        Ok(found.map(|inner| Checkpoint {
+            inner,
+            rt: Arc::clone(&self.rt),
+        }))
+    }
+
+    /// See [`crate::CheckpointStore::plan_cleanup`].
+    pub fn plan_cleanup(&self, keep: usize, grace: Duration) -> Result<CleanupPlan> {
+        self.rt.block_on(self.inner.plan_cleanup(keep, grace))
     }
 
     /// See [`crate::CheckpointStore::retain_last`].

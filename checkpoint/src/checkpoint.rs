@@ -109,6 +109,16 @@ impl Checkpoint {
         &self.skipped
     }
 
+    /// The decoded manifest as JSON, in the layout of the current format (a manifest read from
+    /// an older format is shown upgraded; [`format_version`](Self::format_version) tells which
+    /// format it was stored in). For tools that print the raw structure.
+    pub fn manifest_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.record).unwrap_or_else(|e| {
+            // Serializing plain data to a JSON value cannot fail; say so rather than panic.
+            serde_json::json!({ "error": format!("manifest does not serialize: {e}") })
+        })
+    }
+
     fn part_or_err(&self, name: &str) -> Result<&PartInfo> {
         self.part(name).ok_or_else(|| CheckpointError::NoSuchPart {
             epoch: self.epoch(),

@@ -62,6 +62,8 @@ pub use error::{CheckpointError, Result};
 pub use manifest::{CURRENT_FORMAT, Compression, PartInfo};
 pub use part_writer::PartWriter;
 pub use reader::PartReader;
-pub use store::{CheckpointStore, GcReport, RetentionReport};
+pub use store::{
+    CheckpointStore, CleanupPlan, GcPlan, GcReport, OrphanPart, RetentionPlan, RetentionReport,
+};
 pub use timeout::{TimedOut, TimeoutStore};
 pub use writer::{CheckpointWriter, PartOptions};

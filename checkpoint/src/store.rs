@@ -114,6 +114,61 @@ pub struct GcReport {
     pub spared_young: usize,
 }
 
+/// What [`CheckpointStore::retain_last`] would delete now: see [`CheckpointStore::plan_cleanup`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetentionPlan {
+    /// Complete checkpoints kept, newest first.
+    pub kept: Vec<Epoch>,
+    /// Sequence records to delete (older checkpoints, their claims, damaged manifests), ascending.
+    pub records: Vec<Epoch>,
+    /// Root-relative paths of the part objects to delete, sorted.
+    pub parts: Vec<String>,
+    /// Bytes those part objects hold, as listed (parts already missing count nothing).
+    pub part_bytes: u64,
+}
+
+/// A part object that no manifest references, as [`CheckpointStore::plan_cleanup`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OrphanPart {
+    /// Root-relative path.
+    pub path: String,
+    /// The epoch its writer was given.
+    pub epoch: Epoch,
+    /// Its writer's generation.
+    pub generation: u64,
+    /// Its writer's id.
+    pub writer_id: String,
+    /// Stored size.
+    pub bytes: u64,
+    /// Last modification time reported by the store (whole seconds on S3 and HDFS).
+    pub modified: SystemTime,
+    location: Path,
+}
+
+/// What [`CheckpointStore::collect_garbage`] would do now: see [`CheckpointStore::plan_cleanup`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GcPlan {
+    /// Orphans older than the grace period: deleted.
+    pub delete: Vec<OrphanPart>,
+    /// Orphans younger than the grace period (a writer may still commit them): spared.
+    pub spared_young: Vec<OrphanPart>,
+    /// Orphans at the epoch of a damaged manifest (they may be its parts): spared.
+    pub spared_damaged: Vec<OrphanPart>,
+}
+
+/// What `retain_last(keep)` followed by `collect_garbage(grace)` would delete if run now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CleanupPlan {
+    /// Retention's part.
+    pub retention: RetentionPlan,
+    /// Orphan collection's part, judged as it would be after retention.
+    pub garbage: GcPlan,
+}
+
 impl CheckpointStore {
     /// Opens the checkpoint directory a URL names (`file://`, `memory://`, `s3://`, `hdfs://`)
     /// with default options. Opening reads nothing and claims nothing.
@@ -292,52 +347,25 @@ impl CheckpointStore {
     /// checkpoint, claims included), never the newest record; `commit()` relies on this to
     /// refuse stale writers whose epoch was taken and then retired.
     pub async fn retain_last(&self, keep: usize) -> Result<RetentionReport> {
-        if keep == 0 {
-            return Err(CheckpointError::InvalidArgument(
-                "retain_last(0) would delete every checkpoint; keep at least one".into(),
-            ));
-        }
+        check_keep(keep)?;
         let shared = &self.inner.shared;
-        let inventory = Inventory::load(shared).await?;
-        let complete: Vec<Epoch> = inventory
-            .complete_epochs()
-            .into_iter()
-            .rev()
-            .take(keep)
-            .collect();
-        let Some(&oldest_kept) = complete.last() else {
-            return Ok(RetentionReport::default());
-        };
-        let (doomed, remaining): (Vec<_>, Vec<_>) = inventory
+        let plan = Inventory::load(shared).await?.retention_plan(keep);
+        let records: Vec<Path> = plan
             .records
             .iter()
-            .partition(|(seq, _)| **seq < oldest_kept);
-        let referenced: HashSet<&str> = remaining
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().ok())
-            .flat_map(|r| r.parts.iter().map(|p| p.path.as_str()))
-            .collect();
-        let doomed_parts: HashSet<&str> = doomed
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().ok())
-            .flat_map(|r| r.parts.iter().map(|p| p.path.as_str()))
-            .filter(|p| !referenced.contains(p))
-            .collect();
-        let records: Vec<Path> = doomed
-            .iter()
-            .map(|(seq, _)| layout::manifest_path(&shared.root, **seq))
+            .map(|seq| layout::manifest_path(&shared.root, *seq))
             .collect();
         delete_all(shared, records).await?;
-        let parts = doomed_parts
+        let parts = plan
+            .parts
             .iter()
             .map(|rel| layout::resolve(&shared.root, rel))
             .collect::<Result<Vec<_>>>()?;
-        let deleted_parts = parts.len();
         delete_all(shared, parts).await?;
         let report = RetentionReport {
-            kept: complete,
-            deleted_records: doomed.iter().map(|(seq, _)| **seq).collect(),
-            deleted_parts,
+            kept: plan.kept,
+            deleted_records: plan.records,
+            deleted_parts: plan.parts.len(),
         };
         tracing::info!(?report, "retention done");
         Ok(report)
@@ -349,35 +377,13 @@ impl CheckpointStore {
     /// so they are spared. Parts at the epoch of a damaged manifest are always spared.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport> {
         let shared = &self.inner.shared;
-        let inventory = Inventory::load(shared).await?;
-        let referenced: HashSet<&str> = inventory
-            .readable()
-            .flat_map(|r| r.parts.iter().map(|p| p.path.as_str()))
-            .collect();
-        let damaged: HashSet<Epoch> = inventory
-            .records
-            .iter()
-            .filter(|(_, r)| r.is_err())
-            .map(|(seq, _)| *seq)
-            .collect();
-        let cutoff = SystemTime::now().checked_sub(grace).map_or(0, |t| {
-            t.duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64)
-        });
-        let mut report = GcReport::default();
-        let mut doomed = Vec::new();
-        for part in &inventory.parts {
-            if referenced.contains(part.rel.as_str()) || damaged.contains(&part.epoch) {
-                continue;
-            }
-            if part.meta.last_modified.timestamp_millis() > cutoff {
-                report.spared_young += 1;
-                continue;
-            }
-            doomed.push(part.meta.location.clone());
-            report.deleted.push(part.rel.clone());
-        }
+        let plan = Inventory::load(shared).await?.gc_plan(grace);
+        let doomed = plan.delete.iter().map(|o| o.location.clone()).collect();
         delete_all(shared, doomed).await?;
+        let report = GcReport {
+            deleted: plan.delete.into_iter().map(|o| o.path).collect(),
+            spared_young: plan.spared_young.len(),
+        };
         tracing::info!(
             deleted = report.deleted.len(),
             spared = report.spared_young,
@@ -385,6 +391,50 @@ impl CheckpointStore {
         );
         Ok(report)
     }
+
+    /// What [`retain_last(keep)`](Self::retain_last) followed by
+    /// [`collect_garbage(grace)`](Self::collect_garbage) would delete if run now. Only reads:
+    /// deletes nothing and fences no one. Orphan collection is judged on the store as retention
+    /// would leave it (records it deletes no longer protect or reference anything).
+    pub async fn plan_cleanup(&self, keep: usize, grace: Duration) -> Result<CleanupPlan> {
+        check_keep(keep)?;
+        let mut inventory = Inventory::load(&self.inner.shared).await?;
+        let retention = inventory.retention_plan(keep);
+        inventory.forget(&retention);
+        let garbage = inventory.gc_plan(grace);
+        Ok(CleanupPlan { retention, garbage })
+    }
+
+    /// The committed checkpoint at `epoch`, its manifest verified, whether or not it is the
+    /// latest; `None` if no checkpoint manifest is at that position (never written, deleted by
+    /// retention, or a writer-generation claim). Only reads. Its parts are not checked here:
+    /// [`Checkpoint::verify`] and the reads do that. A damaged manifest is
+    /// [`CheckpointError::Corrupt`].
+    pub async fn checkpoint(&self, epoch: Epoch) -> Result<Option<Checkpoint>> {
+        let shared = &self.inner.shared;
+        Ok(sequence::read_record(shared, epoch)
+            .await?
+            .filter(|record| record.kind == RecordKind::Checkpoint)
+            .map(|record| Checkpoint::new(Arc::clone(shared), record, Vec::new())))
+    }
+}
+
+fn check_keep(keep: usize) -> Result<()> {
+    if keep == 0 {
+        return Err(CheckpointError::InvalidArgument(
+            "retain_last(0) would delete every checkpoint; keep at least one".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Modification times at or before this (milliseconds since the Unix epoch) are older than
+/// `grace`.
+fn cutoff_ms(grace: Duration) -> i64 {
+    SystemTime::now().checked_sub(grace).map_or(0, |t| {
+        t.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    })
 }
 
 /// Why a checkpoint's parts are not all there, if they are not.
@@ -529,6 +579,94 @@ impl Inventory {
             .collect()
     }
 
+    /// Part paths named by readable records (for `retention`: by those at or after `from`).
+    fn referenced(&self, from: Epoch) -> HashSet<&str> {
+        self.records
+            .range(from..)
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .flat_map(|r| r.parts.iter().map(|p| p.path.as_str()))
+            .collect()
+    }
+
+    /// Retention keeps the newest `keep` complete checkpoints and deletes every record older
+    /// than the oldest kept one, and the parts those records name that no remaining record does.
+    fn retention_plan(&self, keep: usize) -> RetentionPlan {
+        let kept: Vec<Epoch> = self
+            .complete_epochs()
+            .into_iter()
+            .rev()
+            .take(keep)
+            .collect();
+        let Some(&oldest_kept) = kept.last() else {
+            return RetentionPlan::default();
+        };
+        let referenced = self.referenced(oldest_kept);
+        let doomed: HashSet<&str> = self
+            .records
+            .range(..oldest_kept)
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .flat_map(|r| r.parts.iter().map(|p| p.path.as_str()))
+            .filter(|p| !referenced.contains(p))
+            .collect();
+        let mut parts: Vec<String> = doomed.into_iter().map(str::to_string).collect();
+        parts.sort_unstable();
+        RetentionPlan {
+            part_bytes: parts.iter().filter_map(|p| self.sizes.get(p)).sum(),
+            records: self
+                .records
+                .range(..oldest_kept)
+                .map(|(seq, _)| *seq)
+                .collect(),
+            kept,
+            parts,
+        }
+    }
+
+    /// The inventory as `plan` would leave it.
+    fn forget(&mut self, plan: &RetentionPlan) {
+        for seq in &plan.records {
+            self.records.remove(seq);
+        }
+        let gone: HashSet<&str> = plan.parts.iter().map(String::as_str).collect();
+        self.parts.retain(|p| !gone.contains(p.rel.as_str()));
+        self.sizes.retain(|rel, _| !gone.contains(rel.as_str()));
+    }
+
+    /// Orphans (parts no readable record names) sorted by what collection does with them.
+    fn gc_plan(&self, grace: Duration) -> GcPlan {
+        let referenced = self.referenced(Epoch(0));
+        let damaged: HashSet<Epoch> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.is_err())
+            .map(|(seq, _)| *seq)
+            .collect();
+        let cutoff = cutoff_ms(grace);
+        let mut plan = GcPlan::default();
+        for part in &self.parts {
+            if referenced.contains(part.rel.as_str()) {
+                continue;
+            }
+            let orphan = OrphanPart {
+                path: part.rel.clone(),
+                epoch: part.epoch,
+                generation: part.generation,
+                writer_id: part.writer_id.clone(),
+                bytes: part.meta.size,
+                modified: SystemTime::from(part.meta.last_modified),
+                location: part.meta.location.clone(),
+            };
+            if damaged.contains(&part.epoch) {
+                plan.spared_damaged.push(orphan);
+            } else if part.meta.last_modified.timestamp_millis() > cutoff {
+                plan.spared_young.push(orphan);
+            } else {
+                plan.delete.push(orphan);
+            }
+        }
+        plan
+    }
+
     fn infos(&self) -> Vec<CheckpointInfo> {
         let mut infos = Vec::new();
         let mut committed_writers = HashSet::new();
@@ -621,5 +759,158 @@ impl Inventory {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use object_store::PutPayload;
+
+    use super::*;
+
+    async fn commit(store: &CheckpointStore, base: Option<&Checkpoint>, delta: &str) -> Epoch {
+        let mut w = store.begin().await.unwrap();
+        match base {
+            Some(cp) => w.reference_part("base", cp, "base").unwrap(),
+            None => w
+                .put_part("base", Bytes::from_static(b"base"))
+                .await
+                .unwrap(),
+        }
+        w.put_part("delta", Bytes::from(delta.to_string()))
+            .await
+            .unwrap();
+        w.commit().await.unwrap()
+    }
+
+    async fn object_count(store: &CheckpointStore) -> usize {
+        let all: Vec<_> = store
+            .object_store()
+            .list(Some(store.root()))
+            .try_collect()
+            .await
+            .unwrap();
+        all.len()
+    }
+
+    #[tokio::test]
+    async fn checkpoint_loads_any_committed_epoch_without_fencing() {
+        let url = format!("memory://{}", random_id());
+        let driver = CheckpointStore::open(&url).await.unwrap();
+        let first = commit(&driver, None, "one").await;
+        let second = commit(&driver, None, "two").await;
+
+        let reader = CheckpointStore::open(&url).await.unwrap();
+        let cp = reader.checkpoint(first).await.unwrap().expect("first");
+        assert_eq!(cp.epoch(), first);
+        assert_eq!(cp.read_part("delta").await.unwrap(), Bytes::from("one"));
+        let json = cp.manifest_json();
+        assert_eq!(json["epoch"], first.0);
+        assert_eq!(json["parts"][1]["name"], "delta");
+        assert!(reader.checkpoint(second).await.unwrap().is_some());
+        // Position 0 is the driver's claim, not a checkpoint; 99 was never written.
+        assert!(reader.checkpoint(Epoch(0)).await.unwrap().is_none());
+        assert!(reader.checkpoint(Epoch(99)).await.unwrap().is_none());
+        assert_eq!(reader.generation().await, None);
+        // Reading fenced no one.
+        assert!(commit(&driver, None, "three").await > second);
+
+        driver
+            .object_store()
+            .put(
+                &driver.manifest_path(first),
+                PutPayload::from_static(b"junk"),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            reader.checkpoint(first).await,
+            Err(CheckpointError::Corrupt { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn plan_cleanup_predicts_retention_and_collection_and_deletes_nothing() {
+        let url = format!("memory://{}", random_id());
+        let store = CheckpointStore::open(&url).await.unwrap();
+        let mut epochs = vec![commit(&store, None, "d0").await];
+        for i in 1..4 {
+            let latest = store.latest().await.unwrap().unwrap();
+            epochs.push(commit(&store, Some(&latest), &format!("d{i}")).await);
+        }
+        let mut orphan = store.begin().await.unwrap();
+        orphan
+            .put_part("state", Bytes::from_static(b"never committed"))
+            .await
+            .unwrap();
+        drop(orphan);
+        let objects = object_count(&store).await;
+
+        let young = store
+            .plan_cleanup(2, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(young.retention.kept, vec![epochs[3], epochs[2]]);
+        assert_eq!(
+            young.retention.records,
+            (0..epochs[2].0).map(Epoch).collect::<Vec<_>>()
+        );
+        // Two old deltas go; the shared base stays referenced by the kept checkpoints.
+        assert_eq!(young.retention.parts.len(), 2, "{young:?}");
+        assert!(young.retention.parts.iter().all(|p| !p.ends_with("/base")));
+        assert_eq!(young.retention.part_bytes, 4);
+        assert!(young.garbage.delete.is_empty());
+        assert_eq!(young.garbage.spared_young.len(), 1);
+        assert_eq!(
+            object_count(&store).await,
+            objects,
+            "planning deleted something"
+        );
+
+        let plan = store.plan_cleanup(2, Duration::ZERO).await.unwrap();
+        assert_eq!(plan.retention, young.retention);
+        assert_eq!(plan.garbage.delete.len(), 1);
+        assert_eq!(plan.garbage.delete[0].bytes, 15);
+        let retained = store.retain_last(2).await.unwrap();
+        assert_eq!(retained.kept, plan.retention.kept);
+        assert_eq!(retained.deleted_records, plan.retention.records);
+        assert_eq!(retained.deleted_parts, plan.retention.parts.len());
+        let collected = store.collect_garbage(Duration::ZERO).await.unwrap();
+        let planned: Vec<String> = plan.garbage.delete.iter().map(|o| o.path.clone()).collect();
+        assert_eq!(collected.deleted, planned);
+        assert_eq!(
+            object_count(&store).await,
+            objects - 2 - 1 - plan.retention.records.len()
+        );
+        assert!(matches!(
+            store.plan_cleanup(0, Duration::ZERO).await,
+            Err(CheckpointError::InvalidArgument(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn parts_at_a_damaged_manifest_are_spared() {
+        let url = format!("memory://{}", random_id());
+        let store = CheckpointStore::open(&url).await.unwrap();
+        commit(&store, None, "kept").await;
+        let damaged = commit(&store, None, "damaged").await;
+        store
+            .object_store()
+            .put(
+                &store.manifest_path(damaged),
+                PutPayload::from_static(b"junk"),
+            )
+            .await
+            .unwrap();
+        let plan = store.plan_cleanup(10, Duration::ZERO).await.unwrap();
+        assert!(plan.garbage.delete.is_empty(), "{plan:?}");
+        assert_eq!(plan.garbage.spared_damaged.len(), 2);
+        assert!(
+            plan.garbage
+                .spared_damaged
+                .iter()
+                .all(|o| o.epoch == damaged)
+        );
     }
 }
