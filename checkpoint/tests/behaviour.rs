@@ -1,11 +1,11 @@
 //! Behaviour beyond the backend conformance suite: deadlines against dead servers, lost
-//! responses of conditional puts, the blocking API and the CLI.
+//! responses of conditional puts and the blocking API. (The command-line tool is
+//! `checkpoint-dump` in tidemark-tools, tested there.)
 
 use std::{
     fmt,
     io::Write,
     net::TcpListener,
-    process::Command,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -229,50 +229,6 @@ fn blocking_api_round_trip() {
     let restarted = blocking::CheckpointStore::open(&url).unwrap();
     restarted.begin().unwrap().commit().unwrap();
     assert!(matches!(store.begin(), Err(CheckpointError::Fenced { .. })));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_reads_without_fencing_the_driver() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", dir.path().display());
-    let driver = CheckpointStore::open(&url).await.unwrap();
-    let mut w = driver.begin().await.unwrap();
-    w.put_part("metadata", Bytes::from_static(b"cli"))
-        .await
-        .unwrap();
-    let epoch = w.commit().await.unwrap();
-
-    let cli = env!("CARGO_BIN_EXE_tidemark-checkpoint");
-    for command in ["list", "latest", "verify"] {
-        let out = Command::new(cli)
-            .args([url.as_str(), command])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        match command {
-            "list" => assert!(stdout.contains("Complete"), "{stdout}"),
-            "verify" => assert!(stdout.contains("verified"), "{stdout}"),
-            _ => assert!(stdout.contains(&format!("epoch {epoch}")), "{stdout}"),
-        }
-    }
-    // The driver was not fenced by any of it.
-    let mut w = driver.begin().await.unwrap();
-    w.put_part("metadata", Bytes::from_static(b"after cli"))
-        .await
-        .unwrap();
-    assert!(w.commit().await.unwrap() > epoch);
-
-    let bad = Command::new(cli)
-        .args(["ftp://nowhere", "list"])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported scheme"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,8 @@
 //!
 //! - `wal-inspect <DIR>` ([`wal_inspect`]): summary, verify, dump, tail, stats
 //!   and copy-first repair of a write-ahead-log directory.
+//! - `checkpoint-dump <LOCATION>` ([`checkpoint_dump`]): list, show, verify, cat,
+//!   diff and clean up (`gc`) the checkpoints of a store on any backend.
 //! - `tidemark bench` ([`bench`]): the storage benchmark, against the machine's
 //!   own measured limits.
 //!
@@ -12,8 +14,10 @@
 //! command says it modifies.
 
 pub mod bench;
+pub mod checkpoint_dump;
 pub mod outcome;
 pub mod progress;
+pub mod redact;
 pub mod table;
 pub mod time_fmt;
 pub mod wal_inspect;

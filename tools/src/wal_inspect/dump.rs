@@ -98,7 +98,8 @@ pub(crate) fn escape(data: &[u8]) -> String {
     s
 }
 
-fn hex(data: &[u8]) -> String {
+/// Lower-case hex of `data`.
+pub(crate) fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -6,7 +6,7 @@
 //! writer runs.
 
 mod cli;
-mod dump;
+pub(crate) mod dump;
 mod repair;
 mod scan;
 mod stats;
