@@ -38,6 +38,28 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| WalError::io("sync directory", dir, e))
 }
 
+/// Creates `dir` and any missing ancestors, and makes each new entry durable
+/// by syncing the directory that holds it: a log created just before a crash
+/// is still there after it.
+pub(crate) fn create_dir_durable(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durable(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        // Another process created it between the check and here.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(WalError::io("create log directory", dir, e)),
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => sync_dir(Path::new(".")),
+    }
+}
+
 /// The advisory lock that makes one process the writer of a log directory.
 /// Released when dropped (or when the process dies).
 pub(crate) struct DirLock {
@@ -61,5 +83,32 @@ impl DirLock {
             }),
             Err(std::fs::TryLockError::Error(e)) => Err(WalError::io("lock", &path, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_missing_ancestors_and_accepts_existing_dirs() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let deep = root.path().join("a").join("b").join("log");
+        create_dir_durable(&deep).expect("create");
+        assert!(deep.is_dir());
+        create_dir_durable(&deep).expect("existing dir is fine");
+    }
+
+    #[test]
+    fn a_file_in_the_way_is_an_error_naming_it() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let file = root.path().join("f");
+        std::fs::write(&file, b"x").expect("write");
+        let err = create_dir_durable(&file.join("log")).expect_err("file in the way");
+        // The error names the entry in the way, not the directory asked for.
+        assert!(
+            err.to_string().contains(&format!("{}:", file.display())),
+            "{err}"
+        );
     }
 }

@@ -24,7 +24,7 @@ use crate::error::{Result, WalError};
 use crate::format::{
     FLAG_ZSTD, FrameHeader, KIND_RECORD, SEAL_FRAME_LEN, SEGMENT_HEADER_LEN, frame_len,
 };
-use crate::fs_util::{DirLock, sync_dir};
+use crate::fs_util::{DirLock, create_dir_durable, sync_dir};
 use crate::options::{
     Compression, Durability, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SegmentOptions, WalOptions,
 };
@@ -114,7 +114,7 @@ impl Wal {
     ) -> Result<Wal> {
         validate(&opts)?;
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| WalError::io("create log directory", dir, e))?;
+        create_dir_durable(dir)?;
         let lock = DirLock::acquire(dir)?;
         let inner = Arc::new(Inner::recover(dir, opts, segments, Some(lock))?);
         inner.start_ticker(&inner);
