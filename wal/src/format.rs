@@ -145,6 +145,48 @@ impl SegmentHeader {
     }
 }
 
+/// What a segment file is, by its first 64 bytes and the sequence number in its
+/// name. Recovery and inspection both classify files with this one function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentFileClass {
+    /// A live segment: the header verifies and carries the file's own number.
+    Live(SegmentHeader),
+    /// A spare: never activated (blank), or a retired segment renamed for reuse
+    /// (its header carries an older number).
+    Spare,
+    /// A header whose checksum fails: damage, not something to reuse.
+    Damaged,
+    /// Not a tidemark segment.
+    NotAWal,
+    /// A segment of a newer format version.
+    Unsupported(u32),
+}
+
+/// Classifies a segment file named with sequence number `seq` by its header bytes.
+pub fn classify_segment_file(
+    raw: &[u8; SEGMENT_HEADER_LEN as usize],
+    seq: u64,
+) -> SegmentFileClass {
+    match SegmentHeader::decode(raw) {
+        Ok(h) if h.seq == seq => SegmentFileClass::Live(h),
+        Ok(_) | Err(HeaderProblem::Blank) => SegmentFileClass::Spare,
+        Err(HeaderProblem::BadMagic) => SegmentFileClass::NotAWal,
+        Err(HeaderProblem::Unsupported(v)) => SegmentFileClass::Unsupported(v),
+        Err(HeaderProblem::BadChecksum) => SegmentFileClass::Damaged,
+    }
+}
+
+/// True when nothing of the segment incarnation `tag` was begun in the frame
+/// slot whose header bytes are `raw`: all zeros, or stale bytes of a recycled
+/// segment (a non-zero tag of another incarnation). A zero tag over non-zero
+/// bytes is a header torn mid-write, so not blank.
+pub fn frame_slot_is_blank(raw: &[u8; FRAME_HEADER_LEN], tag: u32) -> bool {
+    match u32::from_le_bytes([raw[16], raw[17], raw[18], raw[19]]) {
+        0 => raw.iter().all(|&b| b == 0),
+        t => t != tag,
+    }
+}
+
 /// A decoded frame header. It says nothing about validity until [`FrameHeader::verify`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {

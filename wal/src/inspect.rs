@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use crate::Lsn;
 use crate::error::{Result, WalError};
 use crate::format::{
-    FLAG_ZSTD, FRAME_HEADER_LEN, FrameHeader, HeaderProblem, KIND_RECORD, KIND_SEAL,
-    SEGMENT_HEADER_LEN, SegmentHeader,
+    FLAG_ZSTD, FRAME_HEADER_LEN, FrameHeader, KIND_RECORD, KIND_SEAL, SEGMENT_HEADER_LEN,
+    SegmentFileClass, SegmentHeader, classify_segment_file, frame_slot_is_blank,
 };
 use crate::segment::parse_segment_file_name;
 
@@ -199,18 +199,18 @@ fn classify_header(size: u64, raw: Option<&[u8; 64]>, seq: u64) -> SegmentFileKi
     let Some(raw) = raw else {
         return SegmentFileKind::Foreign(format!("{size} bytes is too short for a segment"));
     };
-    match SegmentHeader::decode(raw) {
-        Ok(h) if h.seq == seq => SegmentFileKind::Live(SegmentHeaderFacts {
+    match classify_segment_file(raw, seq) {
+        SegmentFileClass::Live(h) => SegmentFileKind::Live(SegmentHeaderFacts {
             version: h.version,
             log_id: h.log_id,
             base_lsn: Lsn(h.base_lsn),
             created_unix_nanos: h.created_unix_nanos,
             segment_len: h.segment_len,
         }),
-        Ok(_) | Err(HeaderProblem::Blank) => SegmentFileKind::Spare,
-        Err(HeaderProblem::BadMagic) => SegmentFileKind::Foreign("bad magic bytes".into()),
-        Err(HeaderProblem::Unsupported(v)) => SegmentFileKind::Unsupported(v),
-        Err(HeaderProblem::BadChecksum) => SegmentFileKind::DamagedHeader,
+        SegmentFileClass::Spare => SegmentFileKind::Spare,
+        SegmentFileClass::NotAWal => SegmentFileKind::Foreign("bad magic bytes".into()),
+        SegmentFileClass::Unsupported(v) => SegmentFileKind::Unsupported(v),
+        SegmentFileClass::Damaged => SegmentFileKind::DamagedHeader,
     }
 }
 
@@ -321,16 +321,13 @@ impl SegmentImage {
     /// True when nothing of this incarnation was begun at `offset`. A frame
     /// header cut by the end of a limited read is not blank: it is unknown.
     fn is_blank_at(&self, offset: u64) -> bool {
-        let Some(raw) = offset
+        match offset
             .checked_sub(self.start)
             .and_then(|at| self.bytes.get(at as usize..at as usize + FRAME_HEADER_LEN))
-        else {
-            return !self.cut_short;
-        };
-        let tag = u32::from_le_bytes([raw[16], raw[17], raw[18], raw[19]]);
-        match tag {
-            0 => raw.iter().all(|&b| b == 0),
-            t => t != self.header.tag,
+            .and_then(|raw| <&[u8; FRAME_HEADER_LEN]>::try_from(raw).ok())
+        {
+            Some(raw) => frame_slot_is_blank(raw, self.header.tag),
+            None => !self.cut_short,
         }
     }
 }

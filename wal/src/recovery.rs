@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use crate::error::{Result, WalError};
 use crate::format::{
-    FRAME_ALIGN, FRAME_HEADER_LEN, FrameHeader, HeaderProblem, KIND_RECORD, KIND_SEAL,
-    SEAL_FRAME_LEN, SEGMENT_HEADER_LEN, SegmentHeader,
+    FRAME_ALIGN, FRAME_HEADER_LEN, FrameHeader, KIND_RECORD, KIND_SEAL, SEAL_FRAME_LEN,
+    SEGMENT_HEADER_LEN, SegmentFileClass, classify_segment_file, frame_slot_is_blank,
 };
 use crate::options::RecoveryMode;
 use crate::segment::{Segment, Spare, map_existing, parse_segment_file_name};
@@ -194,8 +194,8 @@ fn classify_file(l: &mut Listing, seq: u64, path: PathBuf, writable: bool) -> Re
     // holds the file alone, so nothing writes it while we read.
     let n = raw.len();
     raw.copy_from_slice(unsafe { std::slice::from_raw_parts(map.as_ptr(), n) });
-    match SegmentHeader::decode(&raw) {
-        Ok(h) if h.seq == seq => {
+    match classify_segment_file(&raw, seq) {
+        SegmentFileClass::Live(h) => {
             let map = if writable && (map.len() as u64) < h.segment_len {
                 drop(map);
                 restore_length(&path, h.segment_len)?
@@ -204,21 +204,21 @@ fn classify_file(l: &mut Listing, seq: u64, path: PathBuf, writable: bool) -> Re
             };
             l.live.push(Segment::recovered(path, map, h));
         }
-        Ok(_) | Err(HeaderProblem::Blank) => l.spares.push(Spare { path, map, seq }),
-        Err(HeaderProblem::BadMagic) => {
+        SegmentFileClass::Spare => l.spares.push(Spare { path, map, seq }),
+        SegmentFileClass::NotAWal => {
             return Err(WalError::NotAWal {
                 path,
                 reason: "bad magic bytes".into(),
             });
         }
-        Err(HeaderProblem::Unsupported(found)) => {
+        SegmentFileClass::Unsupported(found) => {
             return Err(WalError::UnsupportedVersion {
                 path,
                 found,
                 supported: FORMAT_VERSION,
             });
         }
-        Err(HeaderProblem::BadChecksum) => {
+        SegmentFileClass::Damaged => {
             l.damage.push(Damage {
                 kind: DamageKind::Corruption,
                 segment: path.clone(),
@@ -455,13 +455,12 @@ fn classify_break(seg: &Segment, off: u64, lsn: u64, later: &[Arc<Segment>], wha
 /// zeros, or stale bytes of a recycled segment (a non-zero tag of another
 /// incarnation). A zero tag under non-zero bytes is a header torn mid-write.
 fn is_blank(seg: &Segment, off: u64) -> bool {
-    let Some(raw) = seg.bytes(off, FRAME_HEADER_LEN as u64) else {
-        return true;
-    };
-    let tag = u32::from_le_bytes([raw[16], raw[17], raw[18], raw[19]]);
-    match tag {
-        0 => raw.iter().all(|&b| b == 0),
-        t => t != seg.header.tag,
+    match seg
+        .bytes(off, FRAME_HEADER_LEN as u64)
+        .and_then(|raw| <&[u8; FRAME_HEADER_LEN]>::try_from(raw).ok())
+    {
+        Some(raw) => frame_slot_is_blank(raw, seg.header.tag),
+        None => true,
     }
 }
 
