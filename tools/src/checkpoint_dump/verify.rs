@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 
 use indicatif::ProgressBar;
 use serde_json::json;
-use tidemark_checkpoint::blocking::Checkpoint;
+use tidemark_checkpoint::blocking::{Checkpoint, PartInfo};
 
 use super::session::{Loaded, Session, damage};
 use super::{EpochArg, write_json};
@@ -64,7 +64,7 @@ pub(crate) fn run(
     };
     let total = unique_bytes(&loaded);
     let bar = bytes_bar(total, "verifying parts");
-    let mut seen: HashMap<String, Option<String>> = HashMap::new();
+    let mut seen: HashMap<StoredKey, Option<String>> = HashMap::new();
     let mut checks = Vec::new();
     for l in &loaded {
         checks.push(check(s, l, &mut seen, &bar)?);
@@ -87,9 +87,17 @@ pub(crate) fn run(
     Ok(health)
 }
 
-/// Bytes of the distinct part objects the checkpoints name (for the progress bar).
+/// What identifies stored bytes: the object holding them (a part's own object,
+/// or the manifest for parts stored inline), their size and CRC32C.
+type StoredKey = (String, u64, u32);
+
+fn stored_key(p: &PartInfo) -> StoredKey {
+    (p.path.clone(), p.stored_size, p.stored_crc32c)
+}
+
+/// Bytes of the distinct stored parts the checkpoints name (for the progress bar).
 fn unique_bytes(loaded: &[Loaded]) -> u64 {
-    let mut paths = std::collections::HashSet::new();
+    let mut keys = std::collections::HashSet::new();
     loaded
         .iter()
         .filter_map(|l| match l {
@@ -97,7 +105,7 @@ fn unique_bytes(loaded: &[Loaded]) -> u64 {
             Loaded::Damaged { .. } => None,
         })
         .flatten()
-        .filter(|p| p.path.is_empty() || paths.insert(p.path.as_str()))
+        .filter(|p| keys.insert(stored_key(p)))
         .map(|p| p.size)
         .sum()
 }
@@ -105,7 +113,7 @@ fn unique_bytes(loaded: &[Loaded]) -> u64 {
 fn check(
     s: &Session,
     l: &Loaded,
-    seen: &mut HashMap<String, Option<String>>,
+    seen: &mut HashMap<StoredKey, Option<String>>,
     bar: &ProgressBar,
 ) -> Result<CheckpointCheck, ToolError> {
     let cp = match l {
@@ -131,11 +139,11 @@ fn check(
         .collect();
     let mut parts = Vec::new();
     for p in cp.parts() {
-        let (shared, problem) = match seen.get(&p.path) {
-            Some(problem) if !p.path.is_empty() => (true, problem.clone()),
-            _ => {
+        let (shared, problem) = match seen.get(&stored_key(p)) {
+            Some(problem) => (true, problem.clone()),
+            None => {
                 let problem = read_part(s, cp, &p.name, bar)?;
-                seen.insert(p.path.clone(), problem.clone());
+                seen.insert(stored_key(p), problem.clone());
                 (false, problem)
             }
         };
