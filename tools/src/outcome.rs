@@ -1,7 +1,8 @@
 //! How a tool run ends: an exit code scripts can rely on, and one-line errors.
 
-use std::io;
+use std::io::{self, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use tidemark_wal::WalError;
 
@@ -107,6 +108,26 @@ impl From<io::Error> for ToolError {
             ToolError::OutputClosed
         } else {
             ToolError::Output(e)
+        }
+    }
+}
+
+/// Ends a tool's run: flushes `out`, prints an error as one line
+/// `TOOL: error: ...` on stderr, and gives the exit code of the verdict or error.
+pub fn finish(tool: &str, result: Result<Health, ToolError>, out: &mut dyn Write) -> ExitCode {
+    let result = result.and_then(|health| {
+        out.flush()?;
+        Ok(health)
+    });
+    match result {
+        Ok(health) => ExitCode::from(health.exit_code()),
+        Err(e) => {
+            let _ = out.flush();
+            let code = e.exit_code();
+            if code != 0 {
+                eprintln!("{tool}: error: {e}");
+            }
+            ExitCode::from(code)
         }
     }
 }

@@ -1,10 +1,10 @@
 //! `tidemark <COMMAND>`: see `tidemark --help`.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tidemark_tools::bench::{BenchArgs, run};
+use tidemark_tools::outcome::{Health, finish};
 
 /// tidemark operator commands.
 #[derive(Debug, Parser)]
@@ -25,16 +25,6 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let Command::Bench(args) = cli.command;
-    let result = run(&args, &mut out).and_then(|()| Ok(out.flush()?));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let _ = out.flush();
-            let code = e.exit_code();
-            if code != 0 {
-                eprintln!("tidemark: error: {e}");
-            }
-            ExitCode::from(code)
-        }
-    }
+    let result = run(&args, &mut out).map(|()| Health::Healthy);
+    finish("tidemark", result, &mut out)
 }

@@ -1,28 +1,15 @@
 //! `wal-inspect <DIR> [COMMAND]`: see `wal-inspect --help`.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tidemark_tools::outcome::finish;
 use tidemark_tools::wal_inspect::{Cli, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let result = run(&cli, &mut out).and_then(|h| {
-        out.flush()?;
-        Ok(h)
-    });
-    match result {
-        Ok(health) => ExitCode::from(health.exit_code()),
-        Err(e) => {
-            let _ = out.flush();
-            let code = e.exit_code();
-            if code != 0 {
-                eprintln!("wal-inspect: error: {e}");
-            }
-            ExitCode::from(code)
-        }
-    }
+    let result = run(&cli, &mut out);
+    finish("wal-inspect", result, &mut out)
 }
