@@ -7,10 +7,16 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// Bench size knob: `TIDEMARK_BENCH_QUICK=1`, or criterion's `--test` mode (as
-/// under `cargo test --all-targets`), shrinks data sets to smoke-test size.
+pub mod floors;
+pub mod pool;
+
+/// Bench size knob: `TIDEMARK_BENCH_QUICK=1`, or criterion's test mode, shrinks
+/// data sets to smoke-test size. Criterion tests (runs each benchmark once)
+/// unless it is given `--bench`, as `cargo bench` does; `cargo test` gives it
+/// no flag at all, and `--test` asks for test mode explicitly.
 pub fn quick() -> bool {
-    std::env::var_os("TIDEMARK_BENCH_QUICK").is_some() || std::env::args().any(|a| a == "--test")
+    let flag = |name: &str| std::env::args().skip(1).any(|a| a == name);
+    std::env::var_os("TIDEMARK_BENCH_QUICK").is_some() || !flag("--bench") || flag("--test")
 }
 
 /// Creates `path` empty, for reading and writing.
@@ -148,6 +154,13 @@ impl PlainBufWriter {
         self.out.write_all(record)?;
         self.written += record.len() as u64;
         Ok(())
+    }
+
+    /// Flushes the buffer and `fdatasync`s the current file: everything
+    /// written to it so far is durable.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()
     }
 }
 
