@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import tomllib
 from pathlib import Path
@@ -126,6 +127,55 @@ def svg_chart(rows, path):
     return True
 
 
+# The comparison of issue 6: criterion groups named compare_*, one per scenario.
+COMPARE_PREFIX = "compare_"
+SUBJECT = "tidemark"
+
+
+def natural_key(text):
+    """Sorts "8w" before "32w"."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def comparison_section(results, specs):
+    """Markdown lines: every compare_* scenario (medians, spread, ratio of
+    tidemark's rate to each other implementation's) and the issue's bars."""
+    groups = {}
+    for full_id, r in results.items():
+        if r["group"].startswith(COMPARE_PREFIX):
+            groups.setdefault(r["group"], []).append(r)
+    if not groups:
+        return []
+    lines = ["## Comparison", "",
+             "tidemark-wal beside okaywal 0.3, raft-engine 0.4 and the machine's own limits "
+             "(`benches/benches/compare/`, one criterion group per scenario, its implementations "
+             "run back to back). Spread: median absolute deviation, and criterion's 95% interval "
+             "of the median. Last column: tidemark's rate divided by the row's (> 1: tidemark is faster).", "",
+             "| scenario | implementation | size | median | ± MAD | 95% CI of median | throughput | tidemark ÷ it |",
+             "|---|---|---|---|---|---|---|---|"]
+    for group in sorted(groups, key=natural_key):
+        rows = sorted(groups[group], key=lambda r: (r["param"], r["function"] != SUBJECT, r["function"]))
+        subject = {r["param"]: r for r in rows if r["function"] == SUBJECT}
+        for r in rows:
+            ref = subject.get(r["param"])
+            ps, ref_ps = per_second(r), (per_second(ref) if ref else None)
+            rel = "" if not ps or not ref_ps or r is ref else f"{ref_ps[0] / ps[0]:.2f}x"
+            lo, hi = r["ci"]
+            lines.append(f"| `{group}` | {r['function']} | {r['param']} | {fmt_time(r['median_ns'])} | "
+                         f"{fmt_time(r['mad_ns'])} ({100 * r['mad_ns'] / r['median_ns']:.1f}%) | "
+                         f"{fmt_time(lo)} – {fmt_time(hi)} | {fmt_rate(r)} | {rel} |")
+    bars = [spec for spec in specs.get("ratio", []) if spec["numerator"].startswith(COMPARE_PREFIX)]
+    if bars:
+        lines += ["", "| bar | ratio | target | verdict |", "|---|---|---|---|"]
+        for spec in bars:
+            v = ratio_value(spec, results)
+            t = spec.get("target")
+            verdict = "not measured" if v is None else ("—" if t is None else ("meets" if v >= t else "**misses**"))
+            lines.append(f"| {spec['name']} | {'' if v is None else f'{v:.2f}x'} | "
+                         f"{'' if t is None else f'>= {t}x'} | {verdict} |")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--criterion-dir", default=str(ROOT / "target" / "criterion"))
@@ -158,6 +208,9 @@ def main():
         lines.append(f"| {spec['name']} (`{spec['id']}`) | {val} | {bar} | {verdict} |")
     if svg_chart(chart, ROOT / "docs" / "benchmarks.svg"):
         lines += ["", "![ratios](docs/benchmarks.svg)"]
+    comparison = comparison_section(results, specs)
+    if comparison:
+        lines += [""] + comparison
     notes = ROOT / "benches" / "notes.md"
     if notes.exists():
         lines += ["", notes.read_text().rstrip()]
