@@ -11,6 +11,14 @@
 //! URL's query (`endpoint`, `region`, `access_key_id`, `secret_access_key`, `allow_http`, ... any
 //! key `AmazonS3ConfigKey` accepts) and [`CheckpointOptions::storage_options`]. For HDFS the
 //! storage options are Hadoop configuration keys.
+//!
+//! Credentials in the URL or the options never appear in errors or `Debug` output (see the
+//! `redact` module).
+//!
+//! On local disk every write is durable before it returns: `LocalFileSystem` with fsync on syncs
+//! each written file before publishing it (rename, or hard link for put-if-absent) and then the
+//! directory it was published in, and every directory it creates up to the first existing one.
+//! The checkpoint directory itself, when `open` creates it, is synced into its parent here.
 
 use std::{
     collections::HashMap,
@@ -21,10 +29,17 @@ use std::{
 use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory, path::Path};
 use url::Url;
 
-use crate::{CheckpointError, error::Result, manifest::Compression, timeout::TimeoutStore};
+use crate::{
+    CheckpointError,
+    error::Result,
+    manifest::Compression,
+    redact::{self, Secrets},
+    timeout::TimeoutStore,
+};
 
 /// Settings for a [`crate::CheckpointStore`]. `Default` gives production-ready values.
-#[derive(Debug, Clone)]
+/// `Debug` masks the values of credential-like storage options.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct CheckpointOptions {
     /// Deadline for every single remote call (one request, one upload part, one listed page).
@@ -38,6 +53,18 @@ pub struct CheckpointOptions {
     /// upload (parallel part uploads, per-part retries). `None`: 64 MiB on remote stores (S3,
     /// HDFS); never on local disk and in memory, where one put of the bytes at hand is cheapest.
     pub multipart_threshold: Option<usize>,
+    /// `put_part` keeps parts in memory and stores them inside the manifest record while their
+    /// stored bytes add up to at most this many per checkpoint, so a small checkpoint commits
+    /// with one durable write instead of one per part plus the manifest. Larger parts, and
+    /// streamed parts, are objects of their own. `0` disables inlining.
+    ///
+    /// Default 4 MiB: below S3's 5 MiB minimum multipart part size, so every part it absorbs
+    /// would have been a single PUT anyway; at the ~100 MB/s of one S3 connection, 4 MiB take
+    /// about as long as one request's latency, which bounds what copying referenced inline parts
+    /// into a new manifest can cost against the request it saves; and it bounds the memory a
+    /// writer holds until `commit()`. Listing and retention read only manifest bodies, so
+    /// inline bytes do not slow them.
+    pub inline_limit: usize,
     /// Compression of parts written without explicit [`crate::PartOptions`].
     pub compression: Compression,
     /// zstd level used when compressing.
@@ -54,6 +81,7 @@ impl Default for CheckpointOptions {
             upload_chunk_size: 8 * 1024 * 1024,
             upload_concurrency: 4,
             multipart_threshold: None,
+            inline_limit: DEFAULT_INLINE_LIMIT,
             compression: Compression::None,
             zstd_level: 3,
             storage_options: Vec::new(),
@@ -61,7 +89,43 @@ impl Default for CheckpointOptions {
     }
 }
 
+/// Default [`CheckpointOptions::inline_limit`].
+pub const DEFAULT_INLINE_LIMIT: usize = 4 * 1024 * 1024;
+
+impl std::fmt::Debug for CheckpointOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let storage_options: Vec<(&str, &str)> = self
+            .storage_options
+            .iter()
+            .map(|(k, v)| {
+                let shown = if redact::is_secret_key(k) {
+                    redact::MASK
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("CheckpointOptions")
+            .field("request_timeout", &self.request_timeout)
+            .field("upload_chunk_size", &self.upload_chunk_size)
+            .field("upload_concurrency", &self.upload_concurrency)
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("inline_limit", &self.inline_limit)
+            .field("compression", &self.compression)
+            .field("zstd_level", &self.zstd_level)
+            .field("storage_options", &storage_options)
+            .finish()
+    }
+}
+
 impl CheckpointOptions {
+    /// Sets the inline limit (`0` disables inline parts).
+    pub fn with_inline_limit(mut self, bytes: usize) -> Self {
+        self.inline_limit = bytes;
+        self
+    }
+
     /// Adds one backend setting.
     pub fn with_storage_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.storage_options.push((key.into(), value.into()));
@@ -92,15 +156,26 @@ pub(crate) struct Backend {
     pub multipart_threshold: usize,
 }
 
+/// An invalid location, its credentials masked in the URL and in the reason.
 fn invalid(url: &str, reason: impl Into<String>) -> CheckpointError {
     CheckpointError::InvalidLocation {
-        url: url.to_string(),
+        url: redact::url(url),
         reason: reason.into(),
     }
 }
 
-/// Opens the backend a checkpoint URL names.
+/// Opens the backend a checkpoint URL names. Errors never carry its credentials.
 pub(crate) fn open(location: &str, options: &CheckpointOptions) -> Result<Backend> {
+    open_unmasked(location, options).map_err(|e| match e {
+        CheckpointError::InvalidLocation { url, reason } => CheckpointError::InvalidLocation {
+            url,
+            reason: Secrets::new(location, &options.storage_options).scrub(&reason),
+        },
+        other => other,
+    })
+}
+
+fn open_unmasked(location: &str, options: &CheckpointOptions) -> Result<Backend> {
     let url = Url::parse(location).map_err(|e| invalid(location, e.to_string()))?;
     let ((store, root), remote): ((Arc<dyn ObjectStore>, Path), bool) = match url.scheme() {
         "file" => ((open_local(location, &url)?, Path::default()), false),
@@ -140,7 +215,7 @@ fn open_local(location: &str, url: &Url) -> Result<Arc<dyn ObjectStore>> {
     let dir = url
         .to_file_path()
         .map_err(|_| invalid(location, "not an absolute local path"))?;
-    std::fs::create_dir_all(&dir).map_err(|e| CheckpointError::Io {
+    create_dir_durably(&dir).map_err(|e| CheckpointError::Io {
         context: format!("creating checkpoint directory {}", dir.display()),
         source: e,
     })?;
@@ -150,6 +225,34 @@ fn open_local(location: &str, url: &Url) -> Result<Arc<dyn ObjectStore>> {
         // Remove directories emptied by retention and garbage collection.
         .with_automatic_cleanup(true);
     Ok(Arc::new(fs))
+}
+
+/// Creates `dir` and its missing ancestors, then fsyncs each directory whose entries changed
+/// (every new one and the first existing ancestor), so the new directory survives a crash.
+/// `LocalFileSystem` does this for directories it creates below the root, not for the root.
+fn create_dir_durably(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut first_existing = dir;
+    while !first_existing.exists() {
+        match first_existing.parent() {
+            Some(parent) => first_existing = parent,
+            None => break,
+        }
+    }
+    if first_existing == dir {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut current = dir;
+    loop {
+        std::fs::File::open(current)?.sync_all()?;
+        if current == first_existing {
+            return Ok(());
+        }
+        match current.parent() {
+            Some(parent) => current = parent,
+            None => return Ok(()),
+        }
+    }
 }
 
 /// In-memory stores by name, so a "restarted" store in the same process sees the same data.

@@ -127,20 +127,13 @@ impl Checkpoint {
     }
 
     /// Reads a whole part, checking the stored size and CRC32C and, after decompression, the
-    /// logical size and CRC32C.
+    /// logical size and CRC32C. An inline part comes from the manifest read when this checkpoint
+    /// was loaded, whose checksum covered its bytes.
     pub async fn read_part(&self, name: &str) -> Result<Bytes> {
         let part = self.part_or_err(name)?;
         let path = layout::resolve(&self.shared.root, &part.path)?;
-        let (stored, stored_crc) = self.fetch_with_crc(&path).await?;
         let what = format!("part {name}");
-        check(
-            &what,
-            &path,
-            stored.len() as u64,
-            stored_crc,
-            part.stored_size,
-            part.stored_crc32c,
-        )?;
+        let stored = self.stored_bytes(part, &what, &path).await?;
         let data = match part.compression {
             Compression::None => stored,
             Compression::Zstd => {
@@ -167,6 +160,35 @@ impl Checkpoint {
         Ok(data)
     }
 
+    /// A part's stored bytes: its object, read and checked against the manifest, or its slice
+    /// of the manifest's blob.
+    async fn stored_bytes(&self, part: &PartInfo, what: &str, path: &Path) -> Result<Bytes> {
+        if part.is_inline() {
+            return self.inline_stored(part);
+        }
+        let (stored, stored_crc) = self.fetch_with_crc(path).await?;
+        check(
+            what,
+            path,
+            stored.len() as u64,
+            stored_crc,
+            part.stored_size,
+            part.stored_crc32c,
+        )?;
+        Ok(stored)
+    }
+
+    /// The stored bytes of an inline part of this checkpoint.
+    pub(crate) fn inline_stored(&self, part: &PartInfo) -> Result<Bytes> {
+        self.record.inline_bytes(part).ok_or_else(|| {
+            CheckpointError::corrupt(
+                format!("part {}", part.name),
+                &part.path,
+                "inline bytes are not in the loaded manifest",
+            )
+        })
+    }
+
     /// Reads a whole object and its CRC32C (computed in parallel once the bytes are in: on a
     /// CPU-bound host that beats checksumming chunk by chunk during the transfer).
     async fn fetch_with_crc(&self, path: &Path) -> Result<(Bytes, u32)> {
@@ -175,12 +197,44 @@ impl Checkpoint {
     }
 
     /// Reads every part (streaming, a few at a time) and checks each one's stored size and
-    /// CRC32C against the manifest.
+    /// CRC32C against the manifest. Inline parts are checked in a fresh read of the manifest,
+    /// which must still be the one this checkpoint was loaded from.
     pub async fn verify(&self) -> Result<()> {
-        futures::stream::iter(self.record.parts.iter().map(|p| self.verify_part(p)))
+        let objects = self.record.parts.iter().filter(|p| !p.is_inline());
+        let objects = futures::stream::iter(objects.map(|p| self.verify_part(p)))
             .buffer_unordered(VERIFY_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
+            .try_collect::<Vec<()>>();
+        futures::try_join!(objects, self.verify_inline())?;
+        Ok(())
+    }
+
+    async fn verify_inline(&self) -> Result<()> {
+        if !self.record.parts.iter().any(|p| p.is_inline()) {
+            return Ok(());
+        }
+        let epoch = self.record.epoch;
+        let path = layout::manifest_path(&self.shared.root, epoch);
+        let stored = sequence::read_record(&self.shared, epoch)
+            .await?
+            .ok_or_else(|| CheckpointError::corrupt("manifest", &path, "it is gone"))?;
+        if stored.writer_id != self.record.writer_id || stored.parts != self.record.parts {
+            return Err(CheckpointError::corrupt(
+                "manifest",
+                &path,
+                "it is not the manifest this checkpoint was loaded from",
+            ));
+        }
+        for part in stored.parts.iter().filter(|p| p.is_inline()) {
+            let bytes = stored.inline_bytes(part).unwrap_or_default();
+            check(
+                &format!("part {}", part.name),
+                &path,
+                bytes.len() as u64,
+                crc32c::crc32c(&bytes),
+                part.stored_size,
+                part.stored_crc32c,
+            )?;
+        }
         Ok(())
     }
 
@@ -209,6 +263,10 @@ impl Checkpoint {
     pub async fn part_reader(&self, name: &str) -> Result<PartReader> {
         let part = self.part_or_err(name)?;
         let path = layout::resolve(&self.shared.root, &part.path)?;
+        if part.is_inline() {
+            let stored = self.inline_stored(part)?;
+            return PartReader::from_stored(stored, &path, part.clone());
+        }
         PartReader::open(&self.shared, &path, part.clone()).await
     }
 }

@@ -24,7 +24,16 @@ pub(crate) fn manifests_dir(root: &Path) -> Path {
 
 /// The record at sequence position `seq`.
 pub(crate) fn manifest_path(root: &Path, seq: Epoch) -> Path {
-    manifests_dir(root).join(format!("{:020}{MANIFEST_SUFFIX}", seq.0))
+    manifests_dir(root).join(manifest_file(seq))
+}
+
+/// The record at sequence position `seq`, relative to the root (the `path` of inline parts).
+pub(crate) fn manifest_rel_path(seq: Epoch) -> String {
+    format!("{MANIFESTS}/{}", manifest_file(seq))
+}
+
+fn manifest_file(seq: Epoch) -> String {
+    format!("{:020}{MANIFEST_SUFFIX}", seq.0)
 }
 
 /// The directory (relative to the root) a writer stores its parts in.
@@ -121,6 +130,7 @@ mod tests {
         let root = Path::from("a/b");
         let m = manifest_path(&root, Epoch(42));
         assert_eq!(classify(&root, &m), Entry::Manifest(Epoch(42)));
+        assert_eq!(resolve(&root, &manifest_rel_path(Epoch(42))).unwrap(), m);
         let rel = part_rel_path(Epoch(3), 1, "abc", "state/x y").unwrap();
         let full = resolve(&root, &rel).unwrap();
         assert_eq!(

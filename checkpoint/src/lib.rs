@@ -6,7 +6,8 @@
 //! * **Atomic without rename.** Parts are stored under names unique to their writer; the commit
 //!   creates the checkpoint's manifest with put-if-absent. A checkpoint without its manifest
 //!   does not exist for readers, so a writer that dies mid-way leaves the previous checkpoint as
-//!   the latest.
+//!   the latest. Small parts travel inside the manifest (up to
+//!   [`CheckpointOptions::inline_limit`] per checkpoint), so a small checkpoint is one write.
 //! * **Fenced.** Claims of writer generations and manifests share one linear sequence of
 //!   create-if-absent records (see the `sequence` module docs): at most one writer owns an epoch,
 //!   and a writer of an older generation cannot commit once a newer one has started.
@@ -50,6 +51,7 @@ mod layout;
 mod manifest;
 mod part_writer;
 mod reader;
+mod redact;
 mod sequence;
 mod store;
 mod timeout;
@@ -59,7 +61,7 @@ pub use backend::CheckpointOptions;
 pub use checkpoint::{Checkpoint, CheckpointInfo, CheckpointState, SkippedCheckpoint};
 pub use epoch::Epoch;
 pub use error::{CheckpointError, Result};
-pub use manifest::{CURRENT_FORMAT, Compression, PartInfo};
+pub use manifest::{CURRENT_FORMAT, Compression, PartInfo, PartStorage};
 pub use part_writer::PartWriter;
 pub use reader::PartReader;
 pub use store::{

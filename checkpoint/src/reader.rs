@@ -116,6 +116,19 @@ impl std::fmt::Debug for PartReader {
 impl PartReader {
     pub(crate) async fn open(shared: &Shared, path: &Path, part: PartInfo) -> Result<PartReader> {
         let stream = object_chunks(shared, path).await?;
+        Self::over(stream, path, part)
+    }
+
+    /// Reads a part whose stored bytes are at hand (an inline part), with the same checks.
+    pub(crate) fn from_stored(stored: Bytes, path: &Path, part: PartInfo) -> Result<PartReader> {
+        Self::over(futures::stream::iter([Ok(stored)]).boxed(), path, part)
+    }
+
+    fn over(
+        stream: BoxStream<'static, object_store::Result<Bytes>>,
+        path: &Path,
+        part: PartInfo,
+    ) -> Result<PartReader> {
         let decoder = match part.compression {
             Compression::None => None,
             Compression::Zstd => {

@@ -17,13 +17,13 @@
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::{
     CheckpointError, Epoch,
     error::Result,
     layout::{self, Entry},
-    manifest::{Record, RecordKind},
+    manifest::{Head, Record, RecordKind},
     store::Shared,
 };
 
@@ -40,6 +40,9 @@ pub(crate) enum CreateOutcome {
 const AMBIGUOUS_RETRIES: usize = 3;
 /// Claim attempts before giving up under extreme contention.
 const CLAIM_ATTEMPTS: usize = 64;
+/// Records up to this size are read whole when only their body is needed; larger ones (with
+/// inline parts) are read by prefix. Covers the body of a manifest of a few hundred parts.
+const HEAD_PROBE: u64 = 64 * 1024;
 
 /// Reads and decodes the record at `seq`; `None` if there is none.
 pub(crate) async fn read_record(shared: &Shared, seq: Epoch) -> Result<Option<Record>> {
@@ -50,6 +53,53 @@ pub(crate) async fn read_record(shared: &Shared, seq: Epoch) -> Result<Option<Re
         Err(e) => return Err(e),
     };
     Record::decode(&bytes, path.as_ref()).map(Some)
+}
+
+/// Reads and decodes the record at `seq` without its inline parts' bytes (see
+/// [`Record::decode_head`]); `listed_size` is its size from a listing, if known. `None` if
+/// there is no record.
+pub(crate) async fn read_record_head(
+    shared: &Shared,
+    seq: Epoch,
+    listed_size: Option<u64>,
+) -> Result<Option<Record>> {
+    if listed_size.is_some_and(|size| size <= HEAD_PROBE) {
+        return read_record(shared, seq).await;
+    }
+    let path = layout::manifest_path(&shared.root, seq);
+    let mut want = HEAD_PROBE;
+    loop {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(0..want)),
+            ..GetOptions::default()
+        };
+        let result = match shared.store.get_opts(&path, options).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            // An empty object rejects any range (as may one replaced since it was listed): read
+            // it whole, which reports what is wrong with it.
+            Err(_) => return read_record(shared, seq).await,
+        };
+        let object_len = result.meta.size;
+        let prefix = result
+            .bytes()
+            .await
+            .map_err(|e| CheckpointError::store("read", &path, e))?;
+        match Record::decode_head(&prefix, object_len, path.as_ref())? {
+            Head::Record(record) => return Ok(Some(*record)),
+            Head::NeedPrefix(n) if n > prefix.len() as u64 => want = n,
+            Head::NeedPrefix(n) => {
+                return Err(CheckpointError::corrupt(
+                    "manifest",
+                    &path,
+                    format!(
+                        "needs {n} bytes to decode, got {} of {object_len}",
+                        prefix.len()
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 pub(crate) async fn get_bytes(shared: &Shared, path: &object_store::path::Path) -> Result<Bytes> {
@@ -112,7 +162,7 @@ pub(crate) async fn tail(
         return Ok(None);
     }
     for &seq in newer.iter().rev() {
-        match read_record(shared, seq).await {
+        match read_record_head(shared, seq, None).await {
             Ok(Some(record)) => return Ok(Some((newer[newer.len() - 1], record.generation))),
             Ok(None) => continue,
             Err(CheckpointError::Corrupt { path, reason, .. }) => {
@@ -129,11 +179,17 @@ pub(crate) async fn tail(
     Ok(Some((newer[newer.len() - 1], generation)))
 }
 
-/// Creates the record at `seq` unless the position is taken. A put whose response was lost is
-/// resolved by reading the position back and comparing writer ids.
-pub(crate) async fn create(shared: &Shared, seq: Epoch, record: &Record) -> Result<CreateOutcome> {
+/// Creates the record at `seq` unless the position is taken; `blob` holds the stored bytes of
+/// its inline parts (one write carries them). A put whose response was lost is resolved by
+/// reading the position back and comparing writer ids.
+pub(crate) async fn create(
+    shared: &Shared,
+    seq: Epoch,
+    record: &Record,
+    blob: &[Bytes],
+) -> Result<CreateOutcome> {
     let path = layout::manifest_path(&shared.root, seq);
-    let payload = PutPayload::from(Bytes::from(record.encode()?));
+    let payload: PutPayload = record.encode_chunks(blob)?.into_iter().collect();
     let mut last_error = None;
     for _ in 0..AMBIGUOUS_RETRIES {
         let put = shared
@@ -182,8 +238,9 @@ pub(crate) async fn claim_generation(shared: &Shared, instance_id: &str) -> Resu
             created_unix_ms: crate::store::now_unix_ms(),
             parts: Vec::new(),
             format_version: crate::manifest::CURRENT_FORMAT,
+            blob: None,
         };
-        match create(shared, seq, &claim).await? {
+        match create(shared, seq, &claim, &[]).await? {
             CreateOutcome::Created => {
                 tracing::info!(
                     generation = seq.0,

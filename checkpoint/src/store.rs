@@ -16,7 +16,7 @@ use crate::{
     error::Result,
     layout::{self, Entry},
     manifest::{Record, RecordKind},
-    sequence,
+    redact, sequence,
 };
 
 /// Records read at once when listing.
@@ -179,7 +179,7 @@ impl CheckpointStore {
     /// Opens with explicit options.
     pub async fn open_with(url: &str, options: CheckpointOptions) -> Result<CheckpointStore> {
         let backend = backend::open(url, &options)?;
-        Ok(Self::from_backend(url.to_string(), backend, options))
+        Ok(Self::from_backend(redact::url(url), backend, options))
     }
 
     /// Uses an existing object store; `root` is the checkpoint directory inside it.
@@ -235,7 +235,7 @@ impl CheckpointStore {
         layout::resolve(&self.inner.shared.root, &part.path)
     }
 
-    /// The location this store was opened with.
+    /// The location this store was opened with, credentials masked (safe to log).
     pub fn location(&self) -> &str {
         &self.inner.location
     }
@@ -439,7 +439,7 @@ fn cutoff_ms(grace: Duration) -> i64 {
 
 /// Why a checkpoint's parts are not all there, if they are not.
 async fn missing_parts(shared: &Shared, record: &Record) -> Result<Option<String>> {
-    let checks = record.parts.iter().map(|part| async move {
+    let checks = record.object_parts().map(|part| async move {
         let path = layout::resolve(&shared.root, &part.path)?;
         match shared.store.head(&path).await {
             Ok(meta) if meta.size == part.stored_size => Ok(None),
@@ -504,7 +504,7 @@ impl Inventory {
         let mut parts = Vec::new();
         for meta in metas {
             match layout::classify(root, &meta.location) {
-                Entry::Manifest(seq) => seqs.push(seq),
+                Entry::Manifest(seq) => seqs.push((seq, meta.size)),
                 Entry::Part {
                     epoch,
                     generation,
@@ -520,8 +520,8 @@ impl Inventory {
                 Entry::Other => {}
             }
         }
-        let reads = seqs.into_iter().map(|seq| async move {
-            match sequence::read_record(shared, seq).await {
+        let reads = seqs.into_iter().map(|(seq, size)| async move {
+            match sequence::read_record_head(shared, seq, Some(size)).await {
                 Ok(Some(record)) => Ok(Some((seq, Ok(record)))),
                 Ok(None) => Ok(None),
                 Err(
@@ -560,8 +560,7 @@ impl Inventory {
     /// Why a checkpoint record is not complete, if it is not.
     fn problem(&self, record: &Record) -> Option<String> {
         record
-            .parts
-            .iter()
+            .object_parts()
             .find_map(|p| match self.sizes.get(&p.path) {
                 None => Some(format!("part {:?} is missing", p.name)),
                 Some(&size) if size != p.stored_size => Some(format!(
@@ -584,7 +583,7 @@ impl Inventory {
         self.records
             .range(from..)
             .filter_map(|(_, r)| r.as_ref().ok())
-            .flat_map(|r| r.parts.iter().map(|p| p.path.as_str()))
+            .flat_map(|r| r.object_parts().map(|p| p.path.as_str()))
             .collect()
     }
 
@@ -605,7 +604,7 @@ impl Inventory {
             .records
             .range(..oldest_kept)
             .filter_map(|(_, r)| r.as_ref().ok())
-            .flat_map(|r| r.parts.iter().map(|p| p.path.as_str()))
+            .flat_map(|r| r.object_parts().map(|p| p.path.as_str()))
             .filter(|p| !referenced.contains(p))
             .collect();
         let mut parts: Vec<String> = doomed.into_iter().map(str::to_string).collect();
@@ -714,7 +713,7 @@ impl Inventory {
         let mut attempts: BTreeMap<(Epoch, u64, &str), (usize, u64)> = BTreeMap::new();
         let referenced: HashSet<&str> = self
             .readable()
-            .flat_map(|r| r.parts.iter().map(|p| p.path.as_str()))
+            .flat_map(|r| r.object_parts().map(|p| p.path.as_str()))
             .collect();
         let orphans = self.parts.iter().filter(|p| {
             !committed.contains(p.writer_id.as_str()) && !referenced.contains(p.rel.as_str())
@@ -784,6 +783,12 @@ mod tests {
         w.commit().await.unwrap()
     }
 
+    /// A store whose parts are all objects (no inline parts): these tests count part objects.
+    async fn open_objects_only(url: &str) -> CheckpointStore {
+        let options = CheckpointOptions::default().with_inline_limit(0);
+        CheckpointStore::open_with(url, options).await.unwrap()
+    }
+
     async fn object_count(store: &CheckpointStore) -> usize {
         let all: Vec<_> = store
             .object_store()
@@ -833,7 +838,7 @@ mod tests {
     #[tokio::test]
     async fn plan_cleanup_predicts_retention_and_collection_and_deletes_nothing() {
         let url = format!("memory://{}", random_id());
-        let store = CheckpointStore::open(&url).await.unwrap();
+        let store = open_objects_only(&url).await;
         let mut epochs = vec![commit(&store, None, "d0").await];
         for i in 1..4 {
             let latest = store.latest().await.unwrap().unwrap();
@@ -892,7 +897,7 @@ mod tests {
     #[tokio::test]
     async fn parts_at_a_damaged_manifest_are_spared() {
         let url = format!("memory://{}", random_id());
-        let store = CheckpointStore::open(&url).await.unwrap();
+        let store = open_objects_only(&url).await;
         commit(&store, None, "kept").await;
         let damaged = commit(&store, None, "damaged").await;
         store

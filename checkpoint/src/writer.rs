@@ -12,7 +12,7 @@ use crate::{
     Checkpoint, CheckpointError, Epoch, checksum,
     error::Result,
     layout,
-    manifest::{CURRENT_FORMAT, Compression, PartInfo, Record, RecordKind},
+    manifest::{CURRENT_FORMAT, Compression, PartInfo, PartStorage, Record, RecordKind},
     part_writer::{PartSlot, PartWriter},
     sequence::{self, CreateOutcome},
     store::{Shared, TailHint, now_unix_ms, random_id},
@@ -44,7 +44,13 @@ impl PartOptions {
 
 /// A part of this checkpoint, finished or still streaming.
 enum PartState {
+    /// A stored (or referenced) part object.
     Done(PartInfo),
+    /// Stored bytes that travel inside the manifest; `true` while their CRC32C (logical and
+    /// stored: the part is uncompressed) is still to be computed by `commit()`.
+    Inline(PartInfo, Bytes, bool),
+    /// A referenced inline part's bytes that `commit()` uploads to `Path` first.
+    Deferred(PartInfo, Bytes, Path),
     Streaming(String, Arc<Mutex<PartSlot>>),
 }
 
@@ -66,6 +72,8 @@ pub struct CheckpointWriter {
     written: Arc<Mutex<Vec<Path>>>,
     committed: bool,
     tail_hint: TailHint,
+    /// Stored bytes of the inline parts so far.
+    inline_used: u64,
 }
 
 impl std::fmt::Debug for CheckpointWriter {
@@ -96,6 +104,7 @@ impl CheckpointWriter {
             written: Arc::default(),
             committed: false,
             tail_hint,
+            inline_used: 0,
         }
     }
 
@@ -146,7 +155,13 @@ impl CheckpointWriter {
         self.put_part_with(name, data, PartOptions::default()).await
     }
 
-    /// Stores a whole part. Large parts go up as a multipart upload with parallel part uploads.
+    /// Stores a whole part.
+    ///
+    /// A part whose stored bytes fit in what is left of
+    /// [`CheckpointOptions::inline_limit`](crate::CheckpointOptions::inline_limit) is kept in
+    /// memory and travels inside the manifest, so a small checkpoint commits with a single
+    /// write. Any other part is uploaded now: one put, or a multipart upload with parallel part
+    /// uploads from the multipart threshold on.
     pub async fn put_part_with(
         &mut self,
         name: &str,
@@ -158,14 +173,66 @@ impl CheckpointWriter {
         let result = self
             .store_part(name, rel, &path, data.into(), options)
             .await;
-        if result.is_err() {
-            self.names.remove(name);
+        match result {
+            Ok(state) => {
+                self.push(state);
+                Ok(())
+            }
+            Err(e) => {
+                self.names.remove(name);
+                Err(e)
+            }
         }
-        let info = result?;
-        self.parts.push(PartState::Done(info));
-        Ok(())
     }
 
+    /// Bytes of inline parts this checkpoint can still take.
+    fn inline_budget(&self) -> u64 {
+        (self.shared.options.inline_limit as u64).saturating_sub(self.inline_used)
+    }
+
+    /// Adds a part, giving an inline part the next offset of the manifest's blob.
+    fn push(&mut self, mut state: PartState) {
+        if let PartState::Inline(info, _, _) = &mut state {
+            info.storage = PartStorage::Inline {
+                offset: self.inline_used,
+            };
+            self.inline_used += info.stored_size;
+        }
+        self.parts.push(state);
+    }
+
+    /// The entry of a part this writer stores as an object at `rel`.
+    fn object_info(
+        &self,
+        name: &str,
+        rel: String,
+        logical: (u64, u32),
+        stored: (u64, u32),
+        compression: Compression,
+    ) -> PartInfo {
+        PartInfo {
+            name: name.to_string(),
+            path: rel,
+            size: logical.0,
+            crc32c: logical.1,
+            stored_size: stored.0,
+            stored_crc32c: stored.1,
+            compression,
+            origin_epoch: self.epoch,
+            storage: PartStorage::Object,
+        }
+    }
+
+    /// Turns an entry into that of an inline part of this checkpoint (offset set by `push`);
+    /// `crc_pending`: its checksums are left to `commit()`.
+    fn inline(&self, mut info: PartInfo, stored: Bytes, crc_pending: bool) -> PartState {
+        info.path = layout::manifest_rel_path(self.epoch);
+        info.origin_epoch = self.epoch;
+        info.storage = PartStorage::Inline { offset: 0 };
+        PartState::Inline(info, stored, crc_pending)
+    }
+
+    /// Stores a part inline if it fits, else as an object now.
     async fn store_part(
         &self,
         name: &str,
@@ -173,50 +240,91 @@ impl CheckpointWriter {
         path: &Path,
         data: Bytes,
         options: PartOptions,
-    ) -> Result<PartInfo> {
+    ) -> Result<PartState> {
         let size = data.len() as u64;
-        let compression = self.compression(options);
+        match self.compression(options) {
+            Compression::None if size <= self.inline_budget() => {
+                // The checksum is left to commit(), which computes it while it waits for the
+                // store.
+                let info = self.object_info(name, rel, (size, 0), (size, 0), Compression::None);
+                Ok(self.inline(info, data, true))
+            }
+            Compression::None => self.upload_plain(name, rel, path, data).await,
+            Compression::Zstd => self.store_zstd(name, rel, path, data).await,
+        }
+    }
+
+    /// Uploads an uncompressed part object.
+    async fn upload_plain(
+        &self,
+        name: &str,
+        rel: String,
+        path: &Path,
+        data: Bytes,
+    ) -> Result<PartState> {
+        let size = data.len() as u64;
         self.record_written(path.clone());
-        let (crc, stored_crc, stored_size) = match compression {
-            Compression::None => {
-                // Checksum while the bytes are uploading: on fast storage it would otherwise
-                // add its whole cost to the checkpoint.
-                let crc = checksum::crc32c_async(data.clone());
-                let (crc, uploaded) = tokio::join!(crc, self.upload(path, data));
-                uploaded?;
-                (crc, crc, size)
-            }
-            Compression::Zstd => {
-                let crc = checksum::crc32c_async(data.clone());
-                let level = self.shared.options.zstd_level;
-                let compress =
-                    tokio::task::spawn_blocking(move || zstd::bulk::compress(&data, level));
-                let (crc, compressed) = tokio::join!(crc, compress);
-                let compressed = compressed
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r)
-                    .map_err(|e| CheckpointError::Io {
-                        context: format!("compressing part {name:?}"),
-                        source: e,
-                    })?;
-                let stored = Bytes::from(compressed);
-                let stored_size = stored.len() as u64;
-                let stored_crc = checksum::crc32c_async(stored.clone());
-                let (stored_crc, uploaded) = tokio::join!(stored_crc, self.upload(path, stored));
-                uploaded?;
-                (crc, stored_crc, stored_size)
-            }
-        };
-        Ok(PartInfo {
-            name: name.to_string(),
-            path: rel,
-            size,
-            crc32c: crc,
-            stored_size,
-            stored_crc32c: stored_crc,
-            compression,
-            origin_epoch: self.epoch,
-        })
+        // Checksum while the bytes are uploading: on fast storage it would otherwise add its
+        // whole cost to the checkpoint.
+        let crc = checksum::crc32c_async(data.clone());
+        let (crc, uploaded) = tokio::join!(crc, self.upload(path, data));
+        uploaded?;
+        let info = self.object_info(name, rel, (size, crc), (size, crc), Compression::None);
+        Ok(PartState::Done(info))
+    }
+
+    /// Compresses a part, then keeps it inline if the compressed bytes fit, else uploads them.
+    async fn store_zstd(
+        &self,
+        name: &str,
+        rel: String,
+        path: &Path,
+        data: Bytes,
+    ) -> Result<PartState> {
+        let size = data.len() as u64;
+        let (crc, stored) = self.compress(name, data).await?;
+        let logical = (size, crc);
+        let stored_size = stored.len() as u64;
+        if stored_size <= self.inline_budget() {
+            let stored_crc = checksum::crc32c_async(stored.clone()).await;
+            let info = self.object_info(
+                name,
+                rel,
+                logical,
+                (stored_size, stored_crc),
+                Compression::Zstd,
+            );
+            return Ok(self.inline(info, stored, false));
+        }
+        self.record_written(path.clone());
+        let stored_crc = checksum::crc32c_async(stored.clone());
+        let (stored_crc, uploaded) = tokio::join!(stored_crc, self.upload(path, stored));
+        uploaded?;
+        let info = self.object_info(
+            name,
+            rel,
+            logical,
+            (stored_size, stored_crc),
+            Compression::Zstd,
+        );
+        Ok(PartState::Done(info))
+    }
+
+    /// zstd-compresses a part off the async threads, checksumming the input meanwhile; returns
+    /// the input's CRC32C and the compressed bytes.
+    async fn compress(&self, name: &str, data: Bytes) -> Result<(u32, Bytes)> {
+        let crc = checksum::crc32c_async(data.clone());
+        let level = self.shared.options.zstd_level;
+        let compress = tokio::task::spawn_blocking(move || zstd::bulk::compress(&data, level));
+        let (crc, compressed) = tokio::join!(crc, compress);
+        let compressed = compressed
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| CheckpointError::Io {
+                context: format!("compressing part {name:?}"),
+                source: e,
+            })?;
+        Ok((crc, Bytes::from(compressed)))
     }
 
     /// Uploads a whole part: one put, or a multipart upload from the configured threshold on.
@@ -298,6 +406,7 @@ impl CheckpointWriter {
                 stored_crc32c: 0,
                 compression: self.compression(options),
                 origin_epoch: self.epoch,
+                storage: PartStorage::Object,
             },
             Arc::clone(&slot),
         )?;
@@ -307,8 +416,11 @@ impl CheckpointWriter {
     }
 
     /// Makes part `name` of this checkpoint the already stored part `from_name` of `from`
-    /// (incremental checkpoints): nothing is copied; the new manifest references the same
-    /// object, path and checksums. Retention keeps the object while any kept manifest names it.
+    /// (incremental checkpoints). A part object is not copied: the new manifest references the
+    /// same object, path and checksums, and retention keeps the object while any kept manifest
+    /// names it. An inline part lives in `from`'s manifest, which retention may delete, so its
+    /// bytes are copied: inline into this checkpoint's manifest while they fit in what is left
+    /// of the inline limit, otherwise into an object of this checkpoint that `commit()` uploads.
     pub fn reference_part(&mut self, name: &str, from: &Checkpoint, from_name: &str) -> Result<()> {
         let source = from
             .part(from_name)
@@ -318,8 +430,39 @@ impl CheckpointWriter {
             })?;
         let mut info = source.clone();
         info.name = name.to_string();
+        let state = if source.is_inline() {
+            let stored = from.inline_stored(source)?;
+            let (rel, path) = self.part_path(name)?;
+            if info.stored_size <= self.inline_budget() {
+                self.inline(info, stored, false)
+            } else {
+                let info = PartInfo {
+                    path: rel,
+                    origin_epoch: self.epoch,
+                    storage: PartStorage::Object,
+                    ..info
+                };
+                PartState::Deferred(info, stored, path)
+            }
+        } else {
+            PartState::Done(info)
+        };
         self.claim_name(name)?;
-        self.parts.push(PartState::Done(info));
+        self.push(state);
+        Ok(())
+    }
+
+    /// Uploads the copies of referenced inline parts that did not fit inline.
+    async fn upload_deferred(&mut self) -> Result<()> {
+        for i in 0..self.parts.len() {
+            let PartState::Deferred(info, stored, path) = &self.parts[i] else {
+                continue;
+            };
+            let (info, stored, path) = (info.clone(), stored.clone(), path.clone());
+            self.record_written(path.clone());
+            self.upload(&path, stored).await?;
+            self.parts[i] = PartState::Done(info);
+        }
         Ok(())
     }
 
@@ -337,19 +480,70 @@ impl CheckpointWriter {
                 self.epoch
             )));
         }
-        let parts = self.finished_parts()?;
-        self.check_references(&parts).await?;
-        self.check_not_retired().await?;
+        // Fails early if a streamed part is not finished.
+        self.check_references(&self.finished_parts()?).await?;
+        self.upload_deferred().await?;
+        self.checksum_inline_while_checking_retirement().await?;
+        let (record, blob) = self.manifest()?;
+        let outcome = sequence::create(&self.shared, self.epoch, &record, &blob).await?;
+        self.settle(outcome)
+    }
+
+    /// Computes the checksums `put_part` left to commit while the store answers the
+    /// retirement check (see [`check_not_retired`](Self::check_not_retired)).
+    async fn checksum_inline_while_checking_retirement(&mut self) -> Result<()> {
+        let pending: Vec<(usize, Bytes)> = self
+            .parts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p {
+                PartState::Inline(_, stored, true) => Some((i, stored.clone())),
+                _ => None,
+            })
+            .collect();
+        let checksums = async {
+            let mut crcs = Vec::with_capacity(pending.len());
+            for (_, stored) in &pending {
+                crcs.push(checksum::crc32c_async(stored.clone()).await);
+            }
+            crcs
+        };
+        let (retired, crcs) = tokio::join!(self.check_not_retired(), checksums);
+        retired?;
+        for ((i, _), crc) in pending.iter().zip(crcs) {
+            if let PartState::Inline(info, _, pending) = &mut self.parts[*i] {
+                (info.crc32c, info.stored_crc32c, *pending) = (crc, crc, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// This checkpoint's manifest record and the stored bytes of its inline parts.
+    fn manifest(&self) -> Result<(Record, Vec<Bytes>)> {
         let record = Record {
             kind: RecordKind::Checkpoint,
             epoch: self.epoch,
             writer_id: self.writer_id.clone(),
             generation: self.generation,
             created_unix_ms: now_unix_ms(),
-            parts,
+            parts: self.finished_parts()?,
             format_version: CURRENT_FORMAT,
+            blob: None,
         };
-        match sequence::create(&self.shared, self.epoch, &record).await? {
+        let blob = self
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                PartState::Inline(_, stored, _) => Some(stored.clone()),
+                _ => None,
+            })
+            .collect();
+        Ok((record, blob))
+    }
+
+    /// Turns the outcome of the manifest's conditional create into `commit()`'s result.
+    fn settle(&mut self, outcome: CreateOutcome) -> Result<Epoch> {
+        match outcome {
             CreateOutcome::Created => {
                 self.committed = true;
                 self.tail_hint.advance((self.epoch, self.generation));
@@ -383,7 +577,9 @@ impl CheckpointWriter {
         self.parts
             .iter()
             .map(|part| match part {
-                PartState::Done(info) => Ok(info.clone()),
+                PartState::Done(info)
+                | PartState::Inline(info, _, _)
+                | PartState::Deferred(info, _, _) => Ok(info.clone()),
                 PartState::Streaming(name, slot) => {
                     match &*slot.lock().unwrap_or_else(|p| p.into_inner()) {
                         PartSlot::Done(info) => Ok(info.clone()),
@@ -425,7 +621,8 @@ impl CheckpointWriter {
 
     /// Referenced parts of older checkpoints must still exist when the manifest is created.
     async fn check_references(&self, parts: &[PartInfo]) -> Result<()> {
-        for part in parts.iter().filter(|p| p.origin_epoch != self.epoch) {
+        let older = |p: &&PartInfo| !p.is_inline() && p.origin_epoch != self.epoch;
+        for part in parts.iter().filter(older) {
             let path = layout::resolve(&self.shared.root, &part.path)?;
             let meta = self
                 .shared

@@ -33,7 +33,15 @@ macro_rules! conformance {
                 zstd_parts_round_trip,
                 unfinished_streamed_part_blocks_commit,
                 streamed_reads_verify_at_the_end,
-                zombie_cannot_commit_into_a_retired_epoch
+                zombie_cannot_commit_into_a_retired_epoch,
+                small_checkpoint_is_one_manifest_with_inline_parts,
+                mixed_inline_and_object_parts,
+                inline_parts_with_compression,
+                inline_part_referenced_by_a_later_checkpoint,
+                retention_with_inline_parts,
+                damaged_inline_bytes_are_caught,
+                inline_writers_race_for_one_epoch,
+                format_2_fixture_still_reads
             );
         }
     };

@@ -12,10 +12,21 @@ use tidemark_checkpoint::{
 };
 use tokio::io::AsyncWriteExt;
 
+mod inline;
+
+pub use inline::*;
+
 pub type UrlFn = fn(&str) -> String;
 
-/// Options for tests: 5 MiB upload chunks so a streamed part of a few MiB uses multipart.
+/// Options for the cases about part objects: every part is an object of its own (no inline
+/// parts), 5 MiB upload chunks so a streamed part of a few MiB uses multipart. The inline cases
+/// (module `inline`) use the default inline limit.
 fn options() -> CheckpointOptions {
+    inline_options().with_inline_limit(0)
+}
+
+/// Test options with the default inline limit.
+fn inline_options() -> CheckpointOptions {
     let mut options = CheckpointOptions::default().with_request_timeout(Duration::from_secs(30));
     options.upload_chunk_size = 5 * 1024 * 1024;
     options.upload_concurrency = 3;
@@ -105,7 +116,8 @@ pub async fn large_put_part_uses_multipart_and_reads_back(url: UrlFn) {
 }
 
 pub async fn epochs_increase_and_latest_is_newest(url: UrlFn) {
-    let store = open(&url("epochs")).await;
+    let location = url("epochs");
+    let store = open(&location).await;
     let mut epochs = Vec::new();
     for i in 0..3 {
         epochs.push(commit_simple(&store, &i.to_string()).await);
@@ -123,14 +135,9 @@ pub async fn epochs_increase_and_latest_is_newest(url: UrlFn) {
         Bytes::from("meta 2")
     );
     // A restarted driver (new instance) continues after the newest epoch.
-    let restarted = open(&url_of(&store)).await;
+    let restarted = open(&location).await;
     let next = commit_simple(&restarted, "after restart").await;
     assert!(next > epochs[2]);
-}
-
-/// The URL a store was opened with.
-fn url_of(store: &CheckpointStore) -> String {
-    store.location().to_string()
 }
 
 pub async fn writer_killed_before_manifest_leaves_previous_latest(url: UrlFn) {
@@ -456,7 +463,7 @@ pub async fn retention_keeps_n_and_never_deletes_referenced_parts(url: UrlFn) {
     commit_simple(&store, "after retention").await;
 }
 
-async fn count_parts(store: &CheckpointStore) -> usize {
+pub(crate) async fn count_parts(store: &CheckpointStore) -> usize {
     let parts = store.root().clone().join("parts");
     let listed: Vec<_> = store
         .object_store()
