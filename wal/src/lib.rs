@@ -24,6 +24,7 @@
 mod error;
 mod format;
 mod fs_util;
+mod group_pacer;
 mod inspect;
 mod lsn;
 mod options;

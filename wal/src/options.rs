@@ -131,6 +131,17 @@ pub const MIN_SEGMENT_SIZE: u64 = 8 << 10;
 /// The largest segment: offsets inside a segment are stored as `u32`.
 pub const MAX_SEGMENT_SIZE: u64 = 1 << 31;
 
+/// Whether the preparer faults spare segments in writable before use.
+///
+/// Only where appends run ahead of syncs (`Buffered`, `Interval`): there it
+/// saves the appender a page fault per page. Where syncs are frequent it buys
+/// nothing (each msync write-protects the pages again) and it makes every page
+/// of a spare dirty and mapped writable, so pages later filled through the file
+/// pay a write-protect at msync anyway.
+pub(crate) fn prefaults_spares(durability: Durability) -> bool {
+    matches!(durability, Durability::Buffered | Durability::Interval(_))
+}
+
 impl SegmentInit {
     /// What `Auto` means under `durability`; other choices stand as they are.
     pub fn resolve(self, durability: Durability) -> SegmentInit {

@@ -188,7 +188,7 @@ fn list_segments(dir: &Path, writable: bool) -> Result<Listing> {
 }
 
 fn classify_file(l: &mut Listing, seq: u64, path: PathBuf, writable: bool) -> Result<()> {
-    let map = map_existing(&path, writable)?;
+    let (file, map) = map_existing(&path, writable)?;
     let mut raw = [0u8; SEGMENT_HEADER_LEN as usize];
     // SAFETY: `map_existing` checked the file is longer than a header; recovery
     // holds the file alone, so nothing writes it while we read.
@@ -196,15 +196,20 @@ fn classify_file(l: &mut Listing, seq: u64, path: PathBuf, writable: bool) -> Re
     raw.copy_from_slice(unsafe { std::slice::from_raw_parts(map.as_ptr(), n) });
     match classify_segment_file(&raw, seq) {
         SegmentFileClass::Live(h) => {
-            let map = if writable && (map.len() as u64) < h.segment_len {
-                drop(map);
+            let (file, map) = if writable && (map.len() as u64) < h.segment_len {
+                drop((file, map));
                 restore_length(&path, h.segment_len)?
             } else {
-                map
+                (file, map)
             };
-            l.live.push(Segment::recovered(path, map, h));
+            l.live.push(Segment::recovered(path, file, map, h));
         }
-        SegmentFileClass::Spare => l.spares.push(Spare { path, map, seq }),
+        SegmentFileClass::Spare => l.spares.push(Spare {
+            path,
+            file,
+            map,
+            seq,
+        }),
         SegmentFileClass::NotAWal => {
             return Err(WalError::NotAWal {
                 path,
@@ -234,7 +239,7 @@ fn classify_file(l: &mut Listing, seq: u64, path: PathBuf, writable: bool) -> Re
 
 /// Gives a segment file that damage cut short its reserved length back (the
 /// missing bytes read as zeros, i.e. a torn tail), so the normal repair applies.
-fn restore_length(path: &Path, len: u64) -> Result<memmap2::MmapRaw> {
+fn restore_length(path: &Path, len: u64) -> Result<(std::fs::File, memmap2::MmapRaw)> {
     tracing::warn!(path = %path.display(), len, "segment file was cut short; restoring its length");
     let file = std::fs::OpenOptions::new()
         .write(true)

@@ -18,9 +18,14 @@ use crate::error::{Result, WalError};
 use crate::format::{
     FRAME_HEADER_LEN, FrameHeader, KIND_SEAL, SEAL_FRAME_LEN, SEGMENT_HEADER_LEN, SegmentHeader,
 };
-use crate::fs_util::{reserve_blocks, sync_dir};
+use crate::fs_util::{pwrite_all_vectored, reserve_blocks, sync_dir};
 use crate::options::SegmentInit;
 use crate::slot_index::SlotIndex;
+
+/// Frames at least this long are written with `pwritev` rather than copied
+/// into the mapping (see [`Segment::write_frame`]): two pages, so that such a
+/// frame always covers at least one page whole.
+pub(crate) const WRITE_THROUGH_FILE_MIN: usize = 8 << 10;
 
 /// The file name of the segment with sequence number `seq`.
 pub(crate) fn segment_file_name(seq: u64) -> String {
@@ -39,6 +44,7 @@ pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
 /// or retired and kept for reuse.
 pub(crate) struct Spare {
     pub(crate) path: PathBuf,
+    pub(crate) file: File,
     pub(crate) map: MmapRaw,
     pub(crate) seq: u64,
 }
@@ -63,7 +69,12 @@ impl Spare {
         let map = prepared?;
         std::fs::rename(&tmp, &path).map_err(|e| WalError::io("rename segment", &tmp, e))?;
         sync_dir(dir)?;
-        Ok(Spare { path, map, seq })
+        Ok(Spare {
+            path,
+            file,
+            map,
+            seq,
+        })
     }
 
     /// Renames this spare to carry `seq` (the caller syncs the directory).
@@ -122,8 +133,8 @@ fn advise(map: &MmapRaw, path: &Path, advice: memmap2::Advice) {
     }
 }
 
-/// Maps an existing segment file whole, writable or read-only.
-pub(crate) fn map_existing(path: &Path, writable: bool) -> Result<MmapRaw> {
+/// Opens and maps an existing segment file whole, writable or read-only.
+pub(crate) fn map_existing(path: &Path, writable: bool) -> Result<(File, MmapRaw)> {
     let file = OpenOptions::new()
         .read(true)
         .write(writable)
@@ -146,12 +157,15 @@ pub(crate) fn map_existing(path: &Path, writable: bool) -> Result<MmapRaw> {
     } else {
         opts.map_raw_read_only(&file)
     };
-    map.map_err(|e| WalError::io("map segment", path, e))
+    let map = map.map_err(|e| WalError::io("map segment", path, e))?;
+    Ok((file, map))
 }
 
 /// A live segment: its header, its mapping and its index.
 pub(crate) struct Segment {
     pub(crate) path: PathBuf,
+    /// The open file behind `map`, for frames written with `pwritev`.
+    file: File,
     map: MmapRaw,
     pub(crate) header: SegmentHeader,
     pub(crate) salt: u32,
@@ -163,10 +177,11 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    fn new(path: PathBuf, map: MmapRaw, header: SegmentHeader) -> Segment {
+    fn new(path: PathBuf, file: File, map: MmapRaw, header: SegmentHeader) -> Segment {
         let capacity = (map.len() as u64 - SEGMENT_HEADER_LEN) / FRAME_HEADER_LEN as u64;
         Segment {
             path,
+            file,
             salt: header.salt(),
             index: SlotIndex::with_capacity(capacity as usize + 1),
             map,
@@ -190,15 +205,20 @@ impl Segment {
             created_unix_nanos: now_nanos,
             segment_len: spare.len(),
         };
-        let seg = Segment::new(spare.path, spare.map, header);
+        let seg = Segment::new(spare.path, spare.file, spare.map, header);
         // SAFETY: a spare belongs to no one else, and the header range lies inside the mapping.
         unsafe { seg.write_at(0, &header.encode()) };
         seg
     }
 
     /// Wraps a recovered segment whose header decoded.
-    pub(crate) fn recovered(path: PathBuf, map: MmapRaw, header: SegmentHeader) -> Segment {
-        Segment::new(path, map, header)
+    pub(crate) fn recovered(
+        path: PathBuf,
+        file: File,
+        map: MmapRaw,
+        header: SegmentHeader,
+    ) -> Segment {
+        Segment::new(path, file, map, header)
     }
 
     /// Length of the segment file.
@@ -228,6 +248,40 @@ impl Segment {
                 bytes.len(),
             )
         };
+    }
+
+    /// Writes one frame (its encoded header, then its payload) at `off`.
+    ///
+    /// Frames of at least [`WRITE_THROUGH_FILE_MIN`] bytes go through the file
+    /// with one `pwritev` into the same page cache the mapping shows; smaller
+    /// ones are copied into the mapping. Either way the bytes are visible
+    /// through the mapping when this returns and become durable with
+    /// [`Segment::sync_to`] (an msync is an fsync of the file range, whatever
+    /// dirtied the pages). Why: every page dirtied *through the mapping* costs
+    /// a write fault and, at msync, a write-protect with a TLB flush; for a
+    /// frame spanning many pages that is most of the gap to a plain
+    /// `pwrite` + `fdatasync` (see BENCHMARKS.md). Should the `pwritev` fail,
+    /// the frame is copied into the mapping instead and any disk trouble
+    /// surfaces at the next sync, which is fatal for the instance.
+    ///
+    /// # Safety
+    /// As for [`Segment::write_at`], for `off..off + header.len() + payload.len()`.
+    pub(crate) unsafe fn write_frame(&self, off: u64, header: &[u8], payload: &[u8]) {
+        let len = header.len() + payload.len();
+        if len >= WRITE_THROUGH_FILE_MIN && off as usize + len <= self.map.len() {
+            match pwrite_all_vectored(&self.file, off, &[header, payload]) {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(
+                    path = %self.path.display(), off, error = %e,
+                    "pwritev of a frame failed; copying it into the mapping instead"
+                ),
+            }
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            self.write_at(off, header);
+            self.write_at(off + header.len() as u64, payload);
+        }
     }
 
     /// The bytes at `off..off + len`, or `None` when out of bounds.
@@ -344,6 +398,7 @@ impl Segment {
     pub(crate) fn into_spare(self) -> Spare {
         Spare {
             path: self.path,
+            file: self.file,
             map: self.map,
             seq: self.header.seq,
         }

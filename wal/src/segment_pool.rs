@@ -6,8 +6,9 @@
 //! the spot: cheaper to create, somewhat dearer to sync, and never a stall
 //! behind a zero-fill. Retired segments whose blocks are already written are
 //! renamed and kept, up to the recycle limit, because a sync over written
-//! blocks is the cheapest there is. The preparer prefaults every spare
-//! writable before readying it, so appends take no page fault per page.
+//! blocks is the cheapest there is. Where appends run ahead of syncs, the
+//! preparer prefaults every spare writable before readying it, so appends take
+//! no page fault per page.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,8 @@ struct PoolShared {
     dir: PathBuf,
     segment_len: u64,
     init: SegmentInit,
+    /// Whether spares are faulted in writable before they are readied.
+    prefault: bool,
     recycle_limit: usize,
     state: Mutex<PoolState>,
     wake: Condvar,
@@ -64,6 +67,7 @@ impl SegmentPool {
         dir: &Path,
         segment_len: u64,
         init: SegmentInit,
+        prefault: bool,
         recycle_limit: usize,
         next_seq: u64,
         spares: Vec<Spare>,
@@ -72,6 +76,7 @@ impl SegmentPool {
             dir: dir.to_path_buf(),
             segment_len,
             init,
+            prefault,
             recycle_limit,
             state: Mutex::new(PoolState {
                 ready: VecDeque::new(),
@@ -98,7 +103,7 @@ impl SegmentPool {
             let mut st = self.shared.state.lock();
             if let Some(spare) = st.take_any() {
                 self.shared.wake.notify_one();
-                spare.prefault();
+                self.shared.prime(&spare);
                 return Ok(spare);
             }
             st.claim_seq()
@@ -109,7 +114,7 @@ impl SegmentPool {
             self.shared.segment_len,
             self.shared.init,
         )?;
-        spare.prefault();
+        self.shared.prime(&spare);
         Ok(spare)
     }
 
@@ -170,13 +175,20 @@ impl Drop for SegmentPool {
 }
 
 impl PoolShared {
+    /// Readies a spare for appends: prefaults it if this pool does.
+    fn prime(&self, spare: &Spare) {
+        if self.prefault {
+            spare.prefault();
+        }
+    }
+
     /// Prefaults pooled spares and keeps one new spare ready ahead of need, until shutdown.
     fn run(&self) {
         let mut st = self.state.lock();
         while !st.shutdown {
             if let Some(spare) = st.unprimed.pop() {
                 let spare = MutexGuard::unlocked(&mut st, || {
-                    spare.prefault();
+                    self.prime(&spare);
                     spare
                 });
                 st.ready.push_back(spare);
@@ -194,7 +206,7 @@ impl PoolShared {
         st.preparing = true;
         let made = MutexGuard::unlocked(st, || {
             let spare = Spare::create(&self.dir, seq, self.segment_len, self.init)?;
-            spare.prefault();
+            self.prime(&spare);
             Ok::<_, WalError>(spare)
         });
         st.preparing = false;

@@ -25,8 +25,10 @@ use crate::format::{
     FLAG_ZSTD, FrameHeader, KIND_RECORD, SEAL_FRAME_LEN, SEGMENT_HEADER_LEN, frame_len,
 };
 use crate::fs_util::{DirLock, create_dir_durable, sync_dir};
+use crate::group_pacer::GroupPacer;
 use crate::options::{
     Compression, Durability, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SegmentOptions, WalOptions,
+    prefaults_spares,
 };
 use crate::reader::{WalIter, read_record};
 use crate::recovery::{RecoveryReport, recover};
@@ -92,6 +94,8 @@ pub(crate) struct Inner {
     written: AtomicU64,
     segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
     barrier: WriteBarrier,
+    /// How long a group-commit leader waits for company (see `group_pacer`).
+    pacer: GroupPacer,
     pool: Option<SegmentPool>,
     report: RecoveryReport,
     /// LSNs up to this one without a record are gaps left by recovery.
@@ -279,6 +283,7 @@ impl Inner {
                 dir,
                 opts.segment_size,
                 seg_opts.init.resolve(opts.durability),
+                prefaults_spares(opts.durability),
                 seg_opts.recycle,
                 rec.max_seq + 1,
                 spares,
@@ -309,6 +314,7 @@ impl Inner {
             written: AtomicU64::new(last),
             segments: RwLock::new(segments),
             barrier: WriteBarrier::new(last),
+            pacer: GroupPacer::default(),
             pool,
             report: rec.report,
             recovered_last: last,
@@ -454,19 +460,41 @@ impl Inner {
     /// The leader's sync: makes the copied prefix durable, returns its last LSN.
     fn sync_written(&self, delay: Duration) -> std::result::Result<u64, String> {
         if !delay.is_zero() {
-            // Wait for the writers in flight now, not for ones that arrive meanwhile:
-            // they ride the next sync, and a moving target would always cost the full delay.
-            let in_flight = self.reserved.load(Ordering::Acquire);
-            let deadline = Instant::now() + delay;
-            while self.advance_written() < in_flight && Instant::now() < deadline {
-                std::thread::yield_now();
-            }
+            self.gather(delay);
         }
         let target = self.advance_written();
+        let from = self.barrier.durable_hint();
+        let started = Instant::now();
         for (seg, end) in self.sync_ranges(target) {
             seg.sync_to(end).map_err(|e| e.to_string())?;
         }
+        self.pacer
+            .record(target.saturating_sub(from), started.elapsed());
         Ok(target)
+    }
+
+    /// The group-commit leader's wait before it syncs, within `delay`: first for
+    /// company (half as many records as the last sync covered: writers it
+    /// released come back within microseconds; see `group_pacer`), then for the writers that
+    /// reserved meanwhile to finish copying. Writers arriving after that ride
+    /// the next sync: a moving target would always cost the full delay.
+    fn gather(&self, delay: Duration) {
+        let start = Instant::now();
+        let expect = self.pacer.expect(delay);
+        let durable = self.barrier.durable_hint();
+        while self
+            .reserved
+            .load(Ordering::Acquire)
+            .saturating_sub(durable)
+            < expect.records
+            && start.elapsed() < expect.patience
+        {
+            std::thread::yield_now();
+        }
+        let in_flight = self.reserved.load(Ordering::Acquire);
+        while self.advance_written() < in_flight && start.elapsed() < delay {
+            std::thread::yield_now();
+        }
     }
 
     /// Advances the written watermark over every published LSN; returns it.
@@ -610,10 +638,7 @@ fn copy_frames(r: &Reservation, records: &[Encoded<'_>]) {
         let raw = h.encode(r.seg.salt, &rec.data);
         // SAFETY: `reserve` gave this writer `r.off..r.off + total` exclusively,
         // and no reader sees these bytes before their slots are published.
-        unsafe {
-            r.seg.write_at(off, &raw);
-            r.seg.write_at(off + raw.len() as u64, &rec.data);
-        }
+        unsafe { r.seg.write_frame(off, &raw, &rec.data) };
         off += h.frame_len();
     }
 }
