@@ -369,6 +369,9 @@ impl Inner {
     /// Reserves, copies and publishes `records`, then waits for durability.
     fn write(&self, records: &[Encoded<'_>]) -> Result<RangeInclusive<Lsn>> {
         self.check_writable()?;
+        // Only group commit paces its leader; other modes skip the two atomics.
+        let _active =
+            matches!(self.opts.durability, Durability::Group { .. }).then(|| self.pacer.enter());
         let total = records
             .iter()
             .map(|r| frame_len(r.data.len() as u64))
@@ -463,19 +466,18 @@ impl Inner {
             self.gather(delay);
         }
         let target = self.advance_written();
-        let from = self.barrier.durable_hint();
         let started = Instant::now();
         for (seg, end) in self.sync_ranges(target) {
             seg.sync_to(end).map_err(|e| e.to_string())?;
         }
-        self.pacer
-            .record(target.saturating_sub(from), started.elapsed());
+        self.pacer.record_sync(started.elapsed());
         Ok(target)
     }
 
     /// The group-commit leader's wait before it syncs, within `delay`: first for
-    /// company (half as many records as the last sync covered: writers it
-    /// released come back within microseconds; see `group_pacer`), then for the writers that
+    /// company (a record from each of the writers recently active at once:
+    /// those the last sync released come back within microseconds; see
+    /// `group_pacer`), then for the writers that
     /// reserved meanwhile to finish copying. Writers arriving after that ride
     /// the next sync: a moving target would always cost the full delay.
     fn gather(&self, delay: Duration) {
