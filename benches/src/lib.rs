@@ -19,6 +19,19 @@ pub fn quick() -> bool {
     std::env::var_os("TIDEMARK_BENCH_QUICK").is_some() || !flag("--bench") || flag("--test")
 }
 
+/// Lets the disk go quiet before a measurement: writes back every dirty page on
+/// the system (`sync(2)`, which also lets the discards of files deleted before
+/// reach the device on a `-o discard` mount) and waits a moment. Every
+/// implementation in a comparison starts after it, so none pays for the I/O
+/// left behind by the one measured before it.
+pub fn settle() {
+    // SAFETY: sync(2) takes no arguments, touches no memory of ours and cannot fail.
+    unsafe { libc::sync() };
+    if !quick() {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 /// Creates `path` empty, for reading and writing.
 fn create_empty(path: &Path) -> io::Result<File> {
     OpenOptions::new()

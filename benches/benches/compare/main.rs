@@ -38,6 +38,9 @@
 //! untimed: tidemark `truncate_before`, raft-engine `compact_to` +
 //! `purge_expired_files`, okaywal its own checkpointing. Peer configurations:
 //! `peers.rs`. Records are pseudo-random bytes (nothing compresses them).
+//! Every implementation starts on a quiet disk ([`settle`]: `sync(2)` and a
+//! pause), so none pays for the writeback, or the discards of deleted files on
+//! this `-o discard` mount, that the one before it left behind.
 //!
 //! Run: `cargo bench -p tidemark-benches --bench compare`, then
 //! `python3 scripts/bench-report.py`. `--test` (or `TIDEMARK_BENCH_QUICK=1`)
@@ -57,7 +60,7 @@ use criterion::{
 };
 use tidemark_benches::floors::GroupCommitFloor;
 use tidemark_benches::pool::{Task, TaskError, WriterPool};
-use tidemark_benches::{PlainBufWriter, PwriteFdatasync, plain_read_dir, quick};
+use tidemark_benches::{PlainBufWriter, PwriteFdatasync, plain_read_dir, quick, settle};
 use tidemark_wal::{Durability, Lsn, Wal, WalOptions};
 
 use peers::{OkayWal, RAFT_BULK_BATCH, RaftEngine, Replayed};
@@ -149,6 +152,7 @@ fn compare_a_buffered(c: &mut Criterion) {
 
     let dir = tempdir();
     let wal = Wal::open(dir.path(), tidemark_options(Durability::Buffered)).expect("open");
+    settle();
     g.bench_function(BenchmarkId::new("tidemark", "100B"), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -173,6 +177,7 @@ fn compare_a_buffered(c: &mut Criterion) {
     )
     .expect("open raft-engine");
     let batch: Vec<&[u8]> = vec![record.as_slice(); RAFT_BULK_BATCH];
+    settle();
     g.bench_function(BenchmarkId::new("raft_engine_batch1000", "100B"), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -195,6 +200,7 @@ fn compare_a_buffered(c: &mut Criterion) {
 
     let dir = tempdir();
     let path = dir.path().join("ceiling");
+    settle();
     g.bench_function(BenchmarkId::new("bufwriter", "100B"), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -328,7 +334,9 @@ fn bench_durable(
     record: &Arc<[u8]>,
 ) {
     let sz = sizes();
+    settle();
     contender.warm_up(record, 2 * sz.segment).expect("warm-up");
+    settle();
     let task: Task = {
         let (contender, record) = (Arc::clone(&contender), Arc::clone(record));
         Arc::new(move |writer| contender.append(writer, &record))
