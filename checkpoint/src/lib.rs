@@ -51,7 +51,7 @@ mod layout;
 mod manifest;
 mod part_writer;
 mod reader;
-mod redact;
+pub mod redact;
 mod sequence;
 mod store;
 mod timeout;

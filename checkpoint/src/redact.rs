@@ -4,11 +4,12 @@
 //! `scheme://user:password@host`), and storage options may too. Everything this crate shows of a
 //! location (errors, `Debug`, [`crate::CheckpointStore::location`]) goes through [`url`], which
 //! masks the values of credential-like query keys and the password of the user info; free text
-//! from other libraries about a location goes through [`Secrets::scrub`], which masks every
-//! secret value it was given.
+//! from other libraries about a location goes through `Secrets::scrub`, which masks every
+//! secret value it was given. [`url`] and [`is_secret_key`] are public so that tools built on
+//! this crate show locations the same way.
 
 /// What replaces a secret.
-pub(crate) const MASK: &str = "***";
+pub const MASK: &str = "***";
 
 /// Substrings of query or option keys whose values are credentials (compared in lowercase).
 const SECRET_KEY_PARTS: [&str; 8] = [
@@ -27,7 +28,7 @@ const SECRET_KEY_PARTS: [&str; 8] = [
 const MIN_SCRUBBED_LEN: usize = 4;
 
 /// True when a query or option key names a credential.
-pub(crate) fn is_secret_key(key: &str) -> bool {
+pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
 }
@@ -35,7 +36,7 @@ pub(crate) fn is_secret_key(key: &str) -> bool {
 /// `location` with credentials masked: the password of its user info and the values of
 /// credential-like query keys. Works on unparsable text too; everything after the first `?` is
 /// treated as the query (a `#` in a raw secret does not end it).
-pub(crate) fn url(location: &str) -> String {
+pub fn url(location: &str) -> String {
     match location.split_once('?') {
         Some((base, query)) => format!("{}?{}", mask_user_info(base), mask_query(query)),
         None => mask_user_info(location),

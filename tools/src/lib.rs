@@ -17,7 +17,6 @@ pub mod bench;
 pub mod checkpoint_dump;
 pub mod outcome;
 pub mod progress;
-pub mod redact;
 pub mod table;
 pub mod time_fmt;
 pub mod wal_inspect;

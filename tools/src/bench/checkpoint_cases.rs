@@ -8,7 +8,7 @@ use tidemark_checkpoint::blocking::{CheckpointOptions, CheckpointStore};
 
 use super::measure::CaseResult;
 use crate::outcome::ToolError;
-use crate::redact::redact;
+use tidemark_checkpoint::redact::url as redact;
 
 /// Incompressible bytes, so no backend gains from the content.
 fn noise(len: usize) -> Bytes {

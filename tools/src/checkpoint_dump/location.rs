@@ -11,7 +11,7 @@ use url::Url;
 
 use super::cli::Cli;
 use crate::outcome::ToolError;
-use crate::redact::{is_secret, redact};
+use tidemark_checkpoint::redact::{MASK, is_secret_key as is_secret, url as redact};
 
 /// Longest wait for a TCP connection when checking that a server is there.
 const REACH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -103,7 +103,7 @@ impl Location {
     pub fn scrub(&self, text: &str) -> String {
         let mut text = text.replace(self.url.as_str(), &self.shown);
         for secret in &self.secrets {
-            text = text.replace(secret.as_str(), "***");
+            text = text.replace(secret.as_str(), MASK);
         }
         text.replace(['\n', '\r'], " ")
     }
@@ -232,7 +232,7 @@ fn settings(cli: &Cli, url: &Url) -> Result<Vec<(String, String)>, ToolError> {
 /// An `--option` argument as it may be printed.
 fn redact_option(kv: &str) -> String {
     if is_secret(kv) {
-        "***".into()
+        MASK.into()
     } else {
         kv.into()
     }
