@@ -715,8 +715,13 @@ impl Inventory {
             .readable()
             .flat_map(|r| r.object_parts().map(|p| p.path.as_str()))
             .collect();
+        // Parts of an epoch whose record is damaged belong to that (corrupt) entry: without the
+        // record nobody can tell whose they are, and GC spares them for the same reason.
+        let damaged = |epoch: &Epoch| self.records.get(epoch).is_some_and(|r| r.is_err());
         let orphans = self.parts.iter().filter(|p| {
-            !committed.contains(p.writer_id.as_str()) && !referenced.contains(p.rel.as_str())
+            !committed.contains(p.writer_id.as_str())
+                && !referenced.contains(p.rel.as_str())
+                && !damaged(&p.epoch)
         });
         for part in orphans {
             let entry = attempts

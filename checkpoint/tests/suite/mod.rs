@@ -261,6 +261,12 @@ pub async fn corrupted_manifest_makes_latest_fall_back(url: UrlFn) {
         .collect();
     assert_eq!(corrupt.len(), 1);
     assert_eq!(corrupt[0].epoch, newer);
+    // Its parts belong to that entry, not to a separate incomplete attempt.
+    assert!(
+        list.iter()
+            .all(|i| i.epoch != newer || i.state == CheckpointState::Corrupt),
+        "{list:?}"
+    );
 
     // A checkpoint whose part vanished is passed over as well.
     let newest = commit_simple(&store, "newest").await;
