@@ -307,6 +307,8 @@ fn healthy_store_lists_shows_verifies_cats_and_diffs_without_changing_anything()
         &format,
         "zstd",
         "metadata",
+        // `metadata` went through put_part: it travels inside the manifest.
+        "inline in manifests/",
     ] {
         assert!(run.stdout.contains(fact), "want {fact:?} in {}", run.stdout);
     }

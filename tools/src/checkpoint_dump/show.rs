@@ -101,7 +101,7 @@ fn parts_table(cp: &Checkpoint) -> Table {
         "compression",
         "crc32c",
         "origin",
-        "object",
+        "stored in",
     ]);
     for p in cp.parts() {
         t.row(vec![
@@ -111,10 +111,19 @@ fn parts_table(cp: &Checkpoint) -> Table {
             compression(p),
             format!("{:08x}", p.crc32c),
             origin(cp, p),
-            p.path.clone(),
+            stored_in(p),
         ]);
     }
     t
+}
+
+/// The object holding the part's bytes; an inline part says so and names its manifest.
+fn stored_in(p: &PartInfo) -> String {
+    if p.is_inline() {
+        format!("inline in {}", p.path)
+    } else {
+        p.path.clone()
+    }
 }
 
 /// `none`, `zstd`, ...
