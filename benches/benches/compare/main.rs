@@ -61,7 +61,7 @@ use criterion::{
 use tidemark_benches::floors::GroupCommitFloor;
 use tidemark_benches::pool::{Task, TaskError, WriterPool};
 use tidemark_benches::{PlainBufWriter, PwriteFdatasync, plain_read_dir, quick, settle};
-use tidemark_wal::{Durability, Lsn, Wal, WalOptions};
+use tidemark_wal::{Durability, Lsn, SegmentOptions, Wal, WalOptions};
 
 use peers::{OkayWal, RAFT_BULK_BATCH, RaftEngine, Replayed};
 
@@ -151,7 +151,18 @@ fn compare_a_buffered(c: &mut Criterion) {
     }
 
     let dir = tempdir();
-    let wal = Wal::open(dir.path(), tidemark_options(Durability::Buffered)).expect("open");
+    // Each sample writes about 2.1 segments before retention: keep 4 for reuse (default 2),
+    // as raft-engine's purge threshold is set so that its files are recycled.
+    let recycle_all = SegmentOptions {
+        recycle: 4,
+        ..SegmentOptions::default()
+    };
+    let wal = Wal::open_with(
+        dir.path(),
+        tidemark_options(Durability::Buffered),
+        recycle_all,
+    )
+    .expect("open");
     settle();
     g.bench_function(BenchmarkId::new("tidemark", "100B"), |b| {
         b.iter_custom(|iters| {
