@@ -195,17 +195,9 @@ fn wal_segment_init(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    let (warm, measure) = if quick() { (200, 500) } else { (1000, 3000) };
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(warm))
-        .measurement_time(Duration::from_millis(measure))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = tidemark_benches::criterion_config();
     targets = machine_limits, wal_append, wal_replay, wal_segment_init
 }
 criterion_main!(benches);

@@ -19,6 +19,16 @@ pub fn quick() -> bool {
     std::env::var_os("TIDEMARK_BENCH_QUICK").is_some() || !flag("--bench") || flag("--test")
 }
 
+/// The criterion settings the append and comparison suites share: 20 samples,
+/// 1 s warm-up and 3 s of measurement (0.2 s and 0.5 s in quick mode).
+pub fn criterion_config() -> criterion::Criterion {
+    let (warm, measure) = if quick() { (200, 500) } else { (1000, 3000) };
+    criterion::Criterion::default()
+        .sample_size(20)
+        .warm_up_time(std::time::Duration::from_millis(warm))
+        .measurement_time(std::time::Duration::from_millis(measure))
+}
+
 /// Lets the disk go quiet before a measurement: writes back every dirty page on
 /// the system (`sync(2)`, which also lets the discards of files deleted before
 /// reach the device on a `-o discard` mount) and waits a moment. Every

@@ -187,19 +187,15 @@ fn compare_a_buffered(c: &mut Criterion) {
         1,
     )
     .expect("open raft-engine");
-    let batch: Vec<&[u8]> = vec![record.as_slice(); RAFT_BULK_BATCH];
     settle();
     g.bench_function(BenchmarkId::new("raft_engine_batch1000", "100B"), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let start = Instant::now();
-                let mut left = n;
-                while left > 0 {
-                    let k = left.min(RAFT_BULK_BATCH as u64) as usize;
-                    engine.append(0, &batch[..k], false).expect("append");
-                    left -= k as u64;
-                }
+                engine
+                    .append_copies(&record, n, RAFT_BULK_BATCH)
+                    .expect("append");
                 engine.sync().expect("sync");
                 total += start.elapsed();
                 engine.retire_all().expect("retire");
@@ -442,13 +438,9 @@ struct ReplayLogs {
 /// A raft-engine log of `records` copies of `record`, `per_batch` entries per `LogBatch`.
 fn build_raft_log(dir: &Path, record: &[u8], records: u64, per_batch: usize) {
     let engine = RaftEngine::open(raft_replay_config(dir), 1).expect("open raft");
-    let batch: Vec<&[u8]> = vec![record; per_batch];
-    let mut left = records;
-    while left > 0 {
-        let k = left.min(per_batch as u64) as usize;
-        engine.append(0, &batch[..k], false).expect("raft append");
-        left -= k as u64;
-    }
+    engine
+        .append_copies(record, records, per_batch)
+        .expect("raft append");
     engine.sync().expect("raft sync");
 }
 
@@ -564,17 +556,9 @@ fn raft_logs(logs: &ReplayLogs) -> [(&'static str, &Path); 2] {
     ]
 }
 
-fn config() -> Criterion {
-    let (warm, measure) = if quick() { (200, 500) } else { (1000, 3000) };
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(warm))
-        .measurement_time(Duration::from_millis(measure))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = tidemark_benches::criterion_config();
     targets = compare_a_buffered, compare_b_durable_1w, compare_c_durable_8w,
         compare_c_durable_32w, compare_d
 }

@@ -337,6 +337,19 @@ impl RaftEngine {
         Ok(())
     }
 
+    /// Appends `count` copies of `record` to writer 0's raft group in batches
+    /// of `per_batch` entries, without syncing.
+    pub fn append_copies(&self, record: &[u8], count: u64, per_batch: usize) -> Result<()> {
+        let batch: Vec<&[u8]> = vec![record; per_batch];
+        let mut left = count;
+        while left > 0 {
+            let k = left.min(per_batch as u64) as usize;
+            self.append(0, &batch[..k], false)?;
+            left -= k as u64;
+        }
+        Ok(())
+    }
+
     /// Makes everything written so far durable.
     pub fn sync(&self) -> Result<()> {
         self.engine.sync().map_err(raft(&self.dir, "sync"))
