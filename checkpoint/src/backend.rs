@@ -344,9 +344,40 @@ fn open_hdfs(
     let store = HdfsObjectStoreBuilder::new()
         .with_url(namenode)
         .with_config(options.storage_options.iter().cloned())
+        .with_io_runtime(hdfs_io_runtime()?)
         .build()
         .map_err(|e| invalid(location, e.to_string()))?;
     Ok((Arc::new(store), root_of(url)))
+}
+
+/// The runtime every HDFS client of this process does its I/O on; it lives until the process
+/// exits.
+///
+/// hdfs-native keeps one process-wide cache of DataNode connections, and a connection is bound
+/// to the runtime that opened it. Left to itself the client opens connections on the caller's
+/// runtime, so a connection opened under one runtime and reused under another breaks the moment
+/// the first runtime shuts down ("All DataNodes failed" on a single-replica block), and a store
+/// opened under a runtime that has since shut down cannot reach the NameNode at all. One
+/// long-lived I/O runtime removes both failure modes.
+#[cfg(feature = "hdfs")]
+fn hdfs_io_runtime() -> Result<tokio::runtime::Handle> {
+    type Started = std::result::Result<tokio::runtime::Runtime, (std::io::ErrorKind, String)>;
+    static RUNTIME: OnceLock<Started> = OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tidemark-hdfs-io")
+            .enable_all()
+            .build()
+            .map_err(|e| (e.kind(), e.to_string()))
+    });
+    match runtime {
+        Ok(runtime) => Ok(runtime.handle().clone()),
+        Err((kind, message)) => Err(CheckpointError::Io {
+            context: "starting the HDFS I/O runtime".to_string(),
+            source: std::io::Error::new(*kind, message.clone()),
+        }),
+    }
 }
 
 #[cfg(not(feature = "hdfs"))]

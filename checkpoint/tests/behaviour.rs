@@ -274,3 +274,50 @@ async fn s3_settings_from_options_and_signatures_are_checked() {
         Err(CheckpointError::InvalidLocation { .. })
     ));
 }
+
+/// An HDFS store keeps working after the runtime it was opened and first used under has shut
+/// down. hdfs-native caches NameNode and DataNode connections, and a connection is bound to the
+/// runtime that opened it; unless every client does its I/O on one long-lived runtime, a store
+/// (or a cached DataNode connection) from a finished runtime fails, which showed up in CI as
+/// "All DataNodes failed" when one test's runtime ended while another test was reading.
+#[test]
+fn hdfs_store_outlives_the_runtime_that_opened_it() {
+    use tidemark_test_servers::{minidfs, unique_name};
+    let url = minidfs().url(&format!("/tidemark/{}", unique_name("runtimes")));
+    let state = Bytes::from(
+        (0..6 * 1024 * 1024)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let runtime = || tokio::runtime::Runtime::new().unwrap();
+
+    let first = runtime();
+    let store = first.block_on(async {
+        let options = CheckpointOptions::default().with_inline_limit(0);
+        let store = CheckpointStore::open_with(&url, options).await.unwrap();
+        let mut w = store.begin().await.unwrap();
+        w.put_part("state", state.clone()).await.unwrap();
+        w.commit().await.unwrap();
+        let cp = store.latest().await.unwrap().unwrap();
+        assert_eq!(cp.read_part("state").await.unwrap(), state);
+        store
+    });
+    drop(first);
+
+    let second = runtime();
+    second.block_on(async {
+        let cp = store.latest().await.unwrap().unwrap();
+        assert_eq!(cp.read_part("state").await.unwrap(), state);
+        let reopened = CheckpointStore::open(&url).await.unwrap();
+        let cp = reopened.latest().await.unwrap().unwrap();
+        let mut streamed = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(
+            &mut cp.part_reader("state").await.unwrap(),
+            &mut streamed,
+        )
+        .await
+        .unwrap();
+        assert_eq!(streamed, state);
+        cp.verify().await.unwrap();
+    });
+}
