@@ -6,6 +6,9 @@
 //! * `checkpoint_write/<backend>/plain_put/<size>`: one `put` of the same bytes.
 //! * `checkpoint_read/<backend>/tidemark/<size>`: `latest()` then `read_part` (listing, manifest
 //!   read and verification, part existence check, CRC32C of the part).
+//! * `checkpoint_read/<backend>/tidemark_by_epoch/<size>`: `checkpoint(epoch)` then `read_part`:
+//!   the same read of a checkpoint whose epoch the reader already knows, as the plain get knows
+//!   its key (no listing: manifest read and verification, CRC32C of the part).
 //! * `checkpoint_read/<backend>/plain_get/<size>`: one `get` of the same bytes.
 //!
 //! Backends: `local` (LocalFileSystem, fsync on, for both sides), `memory` (InMemory) and `s3` (a
@@ -212,16 +215,17 @@ fn bench_read(c: &mut Criterion, rt: &Runtime, backends: &[Backend]) {
         configure(&mut group, size);
         let data = noise(size.bytes);
         for backend in backends.iter().filter(|b| include(b, size)) {
-            rt.block_on(async {
+            let epoch = rt.block_on(async {
                 let mut w = backend.store.begin().await.expect("begin");
                 w.put_part("state", data.clone()).await.expect("put_part");
-                w.commit().await.expect("commit");
+                let epoch = w.commit().await.expect("commit");
                 backend.store.retain_last(1).await.expect("retention");
                 backend
                     .raw
                     .put(&backend.plain, PutPayload::from(data.clone()))
                     .await
                     .expect("put");
+                epoch
             });
             group.bench_function(
                 BenchmarkId::new(format!("{}/tidemark", backend.name), size.label),
@@ -234,6 +238,23 @@ fn bench_read(c: &mut Criterion, rt: &Runtime, backends: &[Backend]) {
                                 .await
                                 .expect("latest")
                                 .expect("a checkpoint");
+                            let bytes = cp.read_part("state").await.expect("read_part");
+                            assert_eq!(bytes.len(), size.bytes);
+                        })
+                    })
+                },
+            );
+            group.bench_function(
+                BenchmarkId::new(format!("{}/tidemark_by_epoch", backend.name), size.label),
+                |b| {
+                    b.iter(|| {
+                        rt.block_on(async {
+                            let cp = backend
+                                .store
+                                .checkpoint(epoch)
+                                .await
+                                .expect("checkpoint")
+                                .expect("the checkpoint");
                             let bytes = cp.read_part("state").await.expect("read_part");
                             assert_eq!(bytes.len(), size.bytes);
                         })
