@@ -23,6 +23,7 @@ use crate::format::{
     FRAME_ALIGN, FRAME_HEADER_LEN, FrameHeader, KIND_RECORD, KIND_SEAL, SEAL_FRAME_LEN,
     SEGMENT_HEADER_LEN, SegmentFileClass, classify_segment_file, frame_slot_is_blank,
 };
+use crate::fs_util::sync_dir;
 use crate::options::RecoveryMode;
 use crate::segment::{Segment, Spare, map_existing, parse_segment_file_name};
 use crate::{FORMAT_VERSION, Lsn};
@@ -274,6 +275,11 @@ fn set_aside_broken(
             let to = path.with_extension("wal.broken");
             std::fs::rename(path, &to)
                 .map_err(|e| WalError::io("set aside broken segment", path, e))?;
+        }
+        // The renames are durable before the log moves on: a crash cannot bring a set-aside
+        // segment back under its live name.
+        if let Some(dir) = first.parent() {
+            sync_dir(dir)?;
         }
         rec.report.repaired = true;
     }
