@@ -13,20 +13,16 @@
 
 mod common;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::path::{Path, PathBuf};
 
 use common::small_opts;
+use tidemark_test_servers::strace::{mark, trace_self};
 use tidemark_wal::{Durability, RecoveryMode, Wal, WalOptions};
 
 /// Set in the child: the directory to work in.
 const CHILD_ENV: &str = "TIDEMARK_WAL_FSYNC_CHILD_ROOT";
 /// This test's name, so the child runs only it.
 const TEST_NAME: &str = "wal_syncs_appends_segments_and_directories";
-/// Prefix of the marker paths the child looks up after each step.
-const MARK: &str = "tidemark-mark-";
 /// Appends of 1 KiB after the first two: enough to fill several 64 KiB segments.
 const FILL_APPENDS: usize = 200;
 
@@ -36,11 +32,6 @@ fn wal_syncs_appends_segments_and_directories() {
         Ok(root) => child(Path::new(&root)),
         Err(_) => parent(),
     }
-}
-
-/// Records a step in the trace (a failed `stat` of a marker path).
-fn mark(root: &Path, what: &str) {
-    let _ = std::fs::metadata(root.join(format!("{MARK}{what}")));
 }
 
 fn log_dir(root: &Path) -> PathBuf {
@@ -87,28 +78,13 @@ fn child(root: &Path) {
 fn parent() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = tmp.path().canonicalize().expect("canonical temp dir");
-    let log = root.join("strace.log");
-    let exe = std::env::current_exe().expect("test executable");
-    let output = Command::new("strace")
-        .args(["-f", "-y", "-o"])
-        .arg(&log)
-        .args([
-            "-e",
-            "trace=fsync,fdatasync,msync,pwritev,pwritev2,pwrite64,rename,renameat,renameat2,stat,newfstatat,statx",
-        ])
-        .arg(&exe)
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, &root)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run strace (apt-get install -y strace): {e}"));
-    assert!(
-        output.status.success(),
-        "the traced child failed: {}\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let trace = trace_self(
+        TEST_NAME,
+        "fsync,fdatasync,msync,pwritev,pwritev2,pwrite64,rename,renameat,renameat2,stat,newfstatat,statx",
+        CHILD_ENV,
+        &root,
+        &root.join("strace.log"),
     );
-    let trace = Trace::read(&log);
     let dir = log_dir(&root);
 
     // open() made every directory it created durable in its parent, and the log's own entries.
@@ -140,13 +116,13 @@ fn parent() {
     // Every segment renamed into its live name is made durable (the directory fsynced) by the
     // thread that renamed it before that thread does anything else, so before the segment can
     // be handed to an appender.
-    let renamed: Vec<usize> = trace.renames_to(|dst| dst.ends_with(".wal"));
+    let renamed = trace.published("rename", |dst| dst.ends_with(".wal"));
     assert!(
         renamed.len() >= 3,
         "expected several segments, saw {}",
         renamed.len()
     );
-    for at in renamed {
+    for at in renamed.into_iter().map(|r| r.at) {
         let next = trace
             .next_call_of_same_thread(at)
             .unwrap_or_else(|| panic!("nothing followed the rename at trace line {at}"));
@@ -156,71 +132,10 @@ fn parent() {
     // The set-aside segment's new name is durable before open() returned.
     let (damaged, reopened) = (trace.marker("damaged"), trace.marker("reopened"));
     let set_aside = trace
-        .renames_to(|dst| dst.ends_with(".wal.broken"))
+        .published("rename", |dst| dst.ends_with(".wal.broken"))
         .into_iter()
+        .map(|r| r.at)
         .find(|&at| damaged < at && at < reopened)
         .expect("the damaged segment was renamed *.wal.broken");
     trace.fsynced(&dir, set_aside, reopened);
-}
-
-struct Trace {
-    lines: Vec<String>,
-}
-
-impl Trace {
-    fn read(log: &Path) -> Trace {
-        let text = std::fs::read_to_string(log).expect("strace log");
-        Trace {
-            lines: text.lines().map(str::to_string).collect(),
-        }
-    }
-
-    fn find(&self, from: usize, to: usize, pred: impl Fn(&str) -> bool) -> Option<usize> {
-        (from..to).find(|&i| pred(&self.lines[i]))
-    }
-
-    fn marker(&self, what: &str) -> usize {
-        let needle = format!("{MARK}{what}\"");
-        self.find(0, self.lines.len(), |l| l.contains(&needle))
-            .unwrap_or_else(|| panic!("no marker {what} in the trace"))
-    }
-
-    /// The line index of an fsync of `path` in `[from, to)`; fails the test if there is none.
-    fn fsynced(&self, path: &Path, from: usize, to: usize) -> usize {
-        let fd = format!("<{}>)", path.display());
-        let unfinished = format!("<{}> <unfinished", path.display());
-        self.find(from, to, |l| {
-            (l.contains("fsync(") || l.contains("fdatasync("))
-                && (l.contains(&fd) || l.contains(&unfinished))
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "{} was not fsynced between trace lines {from} and {to}",
-                path.display()
-            )
-        })
-    }
-
-    /// The next call made by the thread of line `at` (its own continuation lines skipped).
-    fn next_call_of_same_thread(&self, at: usize) -> Option<usize> {
-        let pid = self.lines[at].split_whitespace().next()?;
-        self.find(at + 1, self.lines.len(), |l| {
-            l.split_whitespace().next() == Some(pid) && !l.contains(" resumed>")
-        })
-    }
-
-    /// Lines of renames whose destination satisfies `dst`.
-    fn renames_to(&self, dst: impl Fn(&str) -> bool) -> Vec<usize> {
-        (0..self.lines.len())
-            .filter(|&i| {
-                let l = &self.lines[i];
-                let is_rename = l
-                    .split_whitespace()
-                    .nth(1)
-                    .is_some_and(|call| call.starts_with("rename"));
-                let quoted: Vec<&str> = l.split('"').skip(1).step_by(2).collect();
-                is_rename && quoted.len() >= 2 && dst(quoted[1])
-            })
-            .collect()
-    }
 }

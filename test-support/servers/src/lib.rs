@@ -10,6 +10,8 @@
 //! reason, so a test that needs it fails instead of skipping. Missing binaries are installed
 //! first by running `scripts/setup-test-servers.sh` once.
 //!
+//! [`strace`] runs a test as a child under `strace` so durability tests can read what was fsynced.
+//!
 //! Every server process is stopped when its handle is dropped. The shared servers live in
 //! statics, which are never dropped, so they are also stopped at process exit (an `atexit`
 //! hook) and, as a last resort, by the kernel when the test process dies (`PR_SET_PDEATHSIG`).
@@ -23,6 +25,8 @@ use std::{
     sync::{Mutex, OnceLock, mpsc},
     time::{Duration, Instant},
 };
+
+pub mod strace;
 
 /// How long a server may take to become ready.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
