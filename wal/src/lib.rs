@@ -28,6 +28,7 @@ mod group_pacer;
 mod inspect;
 mod lsn;
 mod options;
+mod parallel_verify;
 mod reader;
 mod recovery;
 mod segment;

@@ -14,6 +14,10 @@
 //! The [`RecoveryMode`] then decides: truncate (by writing a seal at the break
 //! and retiring later segments; files are never shrunk), skip to the next valid
 //! frame, or refuse with an error naming segment, offset and LSN.
+//!
+//! Sealed segments are verified on all cores before the ordered walk (see
+//! [`crate::parallel_verify`]); a segment that verified clean is taken as is,
+//! every other one is walked here.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use crate::format::{
 };
 use crate::fs_util::sync_dir;
 use crate::options::RecoveryMode;
+use crate::parallel_verify::{CleanSeal, verify_sealed};
 use crate::segment::{Segment, Spare, map_existing, parse_segment_file_name};
 use crate::{FORMAT_VERSION, Lsn};
 
@@ -121,10 +126,18 @@ pub(crate) fn recover(dir: &Path, mode: RecoveryMode, writable: bool) -> Result<
     if let Some(first) = live.first() {
         rec.next_lsn = first.header.base_lsn;
     }
+    // Every segment but the last is normally sealed: check those on all cores first.
+    let clean = verify_sealed(&live[..live.len().saturating_sub(1)]);
     let mut i = 0;
     while i < live.len() {
         if !check_continuity(&mut rec, &live[i], mode)? {
             break;
+        }
+        let starts_here = rec.next_lsn == live[i].header.base_lsn;
+        if let Some(seal) = clean.get(i).copied().flatten().filter(|_| starts_here) {
+            accept_clean(&mut rec, &live[i], seal);
+            i += 1;
+            continue;
         }
         match scan_segment(&live[i], &mut rec, mode, &live[i + 1..])? {
             SegmentEnd::Sealed => i += 1,
@@ -314,6 +327,14 @@ fn check_continuity(rec: &mut Recovered, seg: &Segment, mode: RecoveryMode) -> R
         return Ok(false);
     }
     Err(corruption(&seg.path, 0, rec.next_lsn, &reason))
+}
+
+/// Takes a segment that [`verify_sealed`] found clean, as walking it would:
+/// its frames are indexed already, and it ends at its seal.
+fn accept_clean(rec: &mut Recovered, seg: &Segment, seal: CleanSeal) {
+    rec.report.records += seal.next_lsn - seg.header.base_lsn;
+    rec.next_lsn = seal.next_lsn;
+    seg.mark_sealed(seal.end, seal.next_lsn, seal.sealed_at);
 }
 
 /// Verifies and indexes the frames of `seg`, resolving breaks by `mode`.
