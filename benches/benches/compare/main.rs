@@ -31,6 +31,9 @@
 //!   (entry payloads are checked only when fetched, so its reopen cost follows
 //!   the number of batches). okaywal sits out: its open verifies nothing
 //!   unless the application reads every chunk, which is exactly its replay.
+//!   `floor_crc_all_cores` bounds any reopen that checksums every byte: it
+//!   reads tidemark's segment files from the page cache and runs CRC32C over
+//!   them on all cores, parsing nothing.
 //!
 //! Before the durable scenarios each log writes two segments' worth of data in
 //! large batches and retires it, so every implementation runs in its steady
@@ -60,7 +63,9 @@ use criterion::{
 };
 use tidemark_benches::floors::GroupCommitFloor;
 use tidemark_benches::pool::{Task, TaskError, WriterPool};
-use tidemark_benches::{PlainBufWriter, PwriteFdatasync, plain_read_dir, quick, settle};
+use tidemark_benches::{
+    PlainBufWriter, PwriteFdatasync, crc_dir_all_cores, plain_read_dir, quick, settle,
+};
 use tidemark_wal::{Durability, Lsn, SegmentOptions, Wal, WalOptions};
 
 use peers::{OkayWal, RAFT_BULK_BATCH, RaftEngine, Replayed};
@@ -537,6 +542,9 @@ fn compare_d(c: &mut Criterion) {
             let wal = Wal::open(logs.tidemark.path(), opts.clone()).expect("reopen");
             assert_eq!(wal.recovery_report().records, logs.records);
         })
+    });
+    g.bench_function(BenchmarkId::new("floor_crc_all_cores", &label), |b| {
+        b.iter(|| black_box(crc_dir_all_cores(logs.tidemark.path()).expect("crc")))
     });
     for (name, dir) in raft_logs(&logs) {
         g.bench_function(BenchmarkId::new(name, &label), |b| {
