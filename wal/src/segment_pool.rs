@@ -215,8 +215,50 @@ impl PoolShared {
             Err(e) => {
                 tracing::warn!(error = %e, "preparing a spare segment failed; rotation will create one when needed");
                 // Do not spin on a full disk: wait until someone takes or retires a segment.
-                self.wake.wait(st);
+                // Shutdown may have been signalled while the lock was released above; its
+                // wakeup is gone, so waiting now would block the pool's drop for ever.
+                if !st.shutdown {
+                    self.wake.wait(st);
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool whose preparer cannot create segments (its directory is gone) is
+    /// dropped at every point of the preparer's failing attempt, including
+    /// while it holds no lock; each drop must return (it once waited for ever
+    /// when shutdown was signalled during a failed preparation).
+    #[test]
+    fn a_pool_whose_preparation_fails_drops_promptly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gone = dir.path().join("removed");
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for i in 0..300u32 {
+                let pool = SegmentPool::start(
+                    &gone,
+                    1 << 20,
+                    SegmentInit::Reserve,
+                    false,
+                    0,
+                    1,
+                    Vec::new(),
+                );
+                std::thread::sleep(std::time::Duration::from_micros(u64::from(i % 50) * 5));
+                drop(pool);
+            }
+            let _ = done_tx.send(());
+        });
+        assert!(
+            done_rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .is_ok(),
+            "dropping a pool whose preparation failed hung"
+        );
     }
 }
