@@ -3,7 +3,7 @@
 //! CRC32C is cheap per byte (hardware-accelerated) but a 64 MiB part still costs milliseconds,
 //! which is a visible share of a checkpoint's time on fast storage. Large buffers are split into
 //! segments checksummed on separate threads and the segment CRCs combined
-//! (`crc32c_combine`), giving the same value as one pass.
+//! (`crc32c_combine`), giving the same value as one pass. Each pass runs on crc-fast.
 
 use bytes::Bytes;
 
@@ -19,22 +19,22 @@ pub(crate) fn crc32c(data: &[u8]) -> u32 {
         .map_or(1, |n| n.get())
         .min(MAX_THREADS);
     if data.len() < PARALLEL_THRESHOLD || threads < 2 {
-        return crc32c::crc32c(data);
+        return one_pass(data);
     }
     let segment = data.len().div_ceil(threads);
     let crcs: Vec<(u32, usize)> = std::thread::scope(|scope| {
         let handles: Vec<_> = data
             .chunks(segment)
             .skip(1)
-            .map(|chunk| scope.spawn(move || (crc32c::crc32c(chunk), chunk.len())))
+            .map(|chunk| scope.spawn(move || (one_pass(chunk), chunk.len())))
             .collect();
         let first = &data[..segment.min(data.len())];
-        let mut crcs = vec![(crc32c::crc32c(first), first.len())];
+        let mut crcs = vec![(one_pass(first), first.len())];
         for handle in handles {
             // A checksum thread cannot panic short of a bug in crc32c; fall back to one pass.
             match handle.join() {
                 Ok(crc) => crcs.push(crc),
-                Err(_) => return vec![(crc32c::crc32c(data), data.len())],
+                Err(_) => return vec![(one_pass(data), data.len())],
             }
         }
         crcs
@@ -44,15 +44,22 @@ pub(crate) fn crc32c(data: &[u8]) -> u32 {
         .map_or(0, |(crc, _)| crc)
 }
 
+/// CRC32C of `data` in one pass on this thread: the crc32c crate's values, computed with
+/// crc-fast's AVX-512 VPCLMULQDQ kernel where the CPU has one (about twice the crc32c crate's
+/// SSE4.2 speed on the development machine).
+fn one_pass(data: &[u8]) -> u32 {
+    crc_fast::crc32_iscsi(data)
+}
+
 /// [`crc32c`] off the async threads for large buffers.
 pub(crate) async fn crc32c_async(data: Bytes) -> u32 {
     if data.len() < PARALLEL_THRESHOLD {
-        return crc32c::crc32c(&data);
+        return one_pass(&data);
     }
     let fallback = data.clone();
     match tokio::task::spawn_blocking(move || crc32c(&data)).await {
         Ok(crc) => crc,
-        Err(_) => crc32c::crc32c(&fallback),
+        Err(_) => one_pass(&fallback),
     }
 }
 
@@ -63,6 +70,10 @@ mod tests {
         for len in [
             0,
             1,
+            63,
+            100,
+            1000,
+            65_536,
             4 * 1024 * 1024 - 1,
             4 * 1024 * 1024,
             9 * 1024 * 1024 + 7,
