@@ -148,6 +148,61 @@ mod tests {
         assert_eq!(barrier.durable(), 800);
     }
 
+    /// Syncs that take no time and cover only what was written when they began:
+    /// every race between a waiter going to sleep and a sync ending gets hit.
+    /// A lost wake-up hangs a writer, which the watchdog turns into a failure.
+    #[test]
+    fn no_writer_sleeps_through_the_end_of_a_sync() {
+        let barrier = Arc::new(WriteBarrier::new(0));
+        let written = Arc::new(AtomicU64::new(0));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        for _ in 0..8 {
+            let (b, w, done) = (barrier.clone(), written.clone(), done_tx.clone());
+            thread::spawn(move || {
+                for _ in 0..5_000 {
+                    let lsn = w.fetch_add(1, Ordering::SeqCst) + 1;
+                    let reached = b.wait_durable(lsn, || Ok(w.load(Ordering::SeqCst)));
+                    assert!(reached.expect("no failure injected") >= lsn);
+                }
+                let _ = done.send(());
+            });
+        }
+        for _ in 0..8 {
+            done_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a writer hung waiting for a sync that had ended");
+        }
+        assert_eq!(barrier.durable_hint(), 40_000);
+    }
+
+    #[test]
+    fn a_failed_sync_wakes_every_waiter_with_the_failure() {
+        let barrier = Arc::new(WriteBarrier::new(0));
+        let leading = Arc::new(std::sync::Barrier::new(2));
+        let leader = {
+            let (b, l) = (barrier.clone(), leading.clone());
+            thread::spawn(move || {
+                b.wait_durable(1, || {
+                    l.wait();
+                    thread::sleep(Duration::from_millis(100));
+                    Err("EIO".to_string())
+                })
+            })
+        };
+        leading.wait();
+        let waiters: Vec<_> = (2..6)
+            .map(|lsn| {
+                let b = barrier.clone();
+                thread::spawn(move || b.wait_durable(lsn, || Ok(lsn)))
+            })
+            .collect();
+        let failed = Err(SyncFailed("EIO".into()));
+        assert_eq!(leader.join().expect("leader"), failed);
+        for w in waiters {
+            assert_eq!(w.join().expect("waiter"), failed);
+        }
+    }
+
     #[test]
     fn a_failed_sync_poisons_every_later_wait() {
         let barrier = WriteBarrier::new(0);
