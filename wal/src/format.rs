@@ -255,8 +255,7 @@ impl FrameHeader {
 }
 
 fn frame_crc(salt: u32, header: &[u8; FRAME_HEADER_LEN], payload: &[u8]) -> u32 {
-    let crc = crc32c::crc32c_append(salt, &header[4..]);
-    crc32c_append(crc, payload)
+    crc32c_append(crc32c_append(salt, &header[4..]), payload)
 }
 
 /// CRC32C of `data` continued from `crc`: exactly `crc32c::crc32c_append`
