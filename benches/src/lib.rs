@@ -257,3 +257,51 @@ fn crc_claimed_files(
     }
     Ok(total)
 }
+
+/// Bytes resident in process memory, read back on all cores: the machine's
+/// memory-read bandwidth, below every floor that touches each byte once.
+pub struct ResidentBytes {
+    words: Vec<u64>,
+}
+
+impl ResidentBytes {
+    /// `len` bytes (rounded down to whole words), written once so every page is resident.
+    pub fn new(len: u64) -> ResidentBytes {
+        let n = usize::try_from(len / 8).unwrap_or(usize::MAX);
+        let words = (0..n as u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        ResidentBytes { words }
+    }
+
+    /// Reads every word once, split evenly over all cores; returns their wrapping sum
+    /// (so the reads cannot be elided). No page faults, no copy, no checksum.
+    pub fn read_all_cores(&self) -> u64 {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = self.words.len().div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            let workers: Vec<_> = self
+                .words
+                .chunks(chunk)
+                .map(|part| s.spawn(move || sum_words(part)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .fold(0u64, u64::wrapping_add)
+        })
+    }
+}
+
+/// Wrapping sum over four independent lanes, so the loop is bound by memory, not by one add chain.
+fn sum_words(words: &[u64]) -> u64 {
+    let mut lanes = [0u64; 4];
+    let mut quads = words.chunks_exact(4);
+    for q in &mut quads {
+        for (lane, w) in lanes.iter_mut().zip(q) {
+            *lane = lane.wrapping_add(*w);
+        }
+    }
+    let tail = quads.remainder().iter().fold(0u64, |a, w| a.wrapping_add(*w));
+    lanes.iter().fold(tail, |a, l| a.wrapping_add(*l))
+}

@@ -33,7 +33,9 @@
 //!   unless the application reads every chunk, which is exactly its replay.
 //!   `floor_crc_all_cores` bounds any reopen that checksums every byte: it
 //!   reads tidemark's segment files from the page cache and runs CRC32C over
-//!   them on all cores, parsing nothing.
+//!   them on all cores, parsing nothing. `floor_memory_read` bounds any reopen
+//!   that reads every byte at all: the same number of bytes, already resident
+//!   in process memory, summed on all cores (no faults, no copy, no checksum).
 //!
 //! Before the durable scenarios each log writes two segments' worth of data in
 //! large batches and retires it, so every implementation runs in its steady
@@ -64,7 +66,7 @@ use criterion::{
 use tidemark_benches::floors::GroupCommitFloor;
 use tidemark_benches::pool::{Task, TaskError, WriterPool};
 use tidemark_benches::{
-    PlainBufWriter, PwriteFdatasync, crc_dir_all_cores, plain_read_dir, quick, settle,
+    PlainBufWriter, PwriteFdatasync, ResidentBytes, crc_dir_all_cores, plain_read_dir, quick, settle,
 };
 use tidemark_wal::{Durability, Lsn, SegmentOptions, Wal, WalOptions};
 
@@ -546,6 +548,11 @@ fn compare_d(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("floor_crc_all_cores", &label), |b| {
         b.iter(|| black_box(crc_dir_all_cores(logs.tidemark.path()).expect("crc")))
     });
+    let resident = ResidentBytes::new(sz.replay_bytes);
+    g.bench_function(BenchmarkId::new("floor_memory_read", &label), |b| {
+        b.iter(|| black_box(resident.read_all_cores()))
+    });
+    drop(resident);
     for (name, dir) in raft_logs(&logs) {
         g.bench_function(BenchmarkId::new(name, &label), |b| {
             b.iter(|| {
