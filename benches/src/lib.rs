@@ -302,6 +302,9 @@ fn sum_words(words: &[u64]) -> u64 {
             *lane = lane.wrapping_add(*w);
         }
     }
-    let tail = quads.remainder().iter().fold(0u64, |a, w| a.wrapping_add(*w));
+    let tail = quads
+        .remainder()
+        .iter()
+        .fold(0u64, |a, w| a.wrapping_add(*w));
     lanes.iter().fold(tail, |a, l| a.wrapping_add(*l))
 }

@@ -66,7 +66,8 @@ use criterion::{
 use tidemark_benches::floors::GroupCommitFloor;
 use tidemark_benches::pool::{Task, TaskError, WriterPool};
 use tidemark_benches::{
-    PlainBufWriter, PwriteFdatasync, ResidentBytes, crc_dir_all_cores, plain_read_dir, quick, settle,
+    PlainBufWriter, PwriteFdatasync, ResidentBytes, crc_dir_all_cores, plain_read_dir, quick,
+    settle,
 };
 use tidemark_wal::{Durability, Lsn, SegmentOptions, Wal, WalOptions};
 
