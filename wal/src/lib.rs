@@ -37,6 +37,7 @@ mod slot_index;
 mod ticker;
 mod wal;
 mod write_barrier;
+mod writeback;
 
 pub use error::{Result, WalError};
 pub use format::FORMAT_VERSION;

@@ -10,6 +10,8 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
     /// Never syncs by itself; only [`crate::Wal::sync`] makes records durable.
+    /// Each 4 MiB a segment's appends have moved past is handed to the disk in
+    /// the background (not waited for), so a later sync has little left to write.
     Buffered,
     /// Every append returns only after its record (and every record before it) is durable.
     PerWrite,
@@ -22,6 +24,7 @@ pub enum Durability {
         max_delay: Duration,
     },
     /// A background thread syncs at this interval; appends return at once.
+    /// Early writeback runs as for `Buffered`.
     Interval(Duration),
 }
 

@@ -9,6 +9,7 @@
 //! - `synced_to` only grows, and everything below it is durable.
 
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -400,6 +401,48 @@ impl Segment {
             .flush_range(from as usize, (to - from) as usize)
             .map_err(|e| WalError::io("sync", &self.path, e))?;
         self.synced_to.store(to, Ordering::Release);
+        Ok(())
+    }
+
+    /// Starts writing the whole pages inside `from..to` back to disk, without
+    /// waiting for them. First drops this process's page-table entries for the
+    /// range (the pages stay in the page cache, dirty, and fault back in on the
+    /// next access), so the kernel's write-protect pass before the I/O finds no
+    /// mapping to flush and interrupts no other core. Durability is unchanged:
+    /// only [`Segment::sync_to`] makes bytes durable; this only moves the disk
+    /// work earlier, so a later sync has less left to write.
+    ///
+    /// Call only for ranges no writer copies into any more (a racing copy is
+    /// still correct, merely faulted back in and written twice).
+    pub(crate) fn start_writeback(&self, from: u64, to: u64) -> std::io::Result<()> {
+        let page = 4096u64;
+        let from = from.next_multiple_of(page);
+        let to = (to.min(self.len()) / page) * page;
+        if to <= from {
+            return Ok(());
+        }
+        let (off, len) = (from as usize, (to - from) as usize);
+        // SAFETY: `off..off + len` lies inside the mapping (clamped above).
+        // MADV_DONTNEED on a shared file mapping only unmaps: the page cache
+        // keeps the bytes and their dirty state, and any later access (a
+        // reader's borrowed slice included) faults the same bytes back in.
+        unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, len)?;
+        }
+        // SAFETY: a plain syscall on an open descriptor with a checked range; it
+        // reads no memory of this process.
+        let rc = unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                from as libc::off64_t,
+                (to - from) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
         Ok(())
     }
 

@@ -36,7 +36,13 @@ use crate::segment::Segment;
 use crate::segment_pool::SegmentPool;
 use crate::ticker::Ticker;
 use crate::write_barrier::{SyncFailed, WriteBarrier};
+use crate::writeback::Writeback;
 use crate::{Lsn, Record};
+
+/// Whether appends wait for a sync (so early writeback has nothing to overlap).
+fn syncs_every_append(durability: Durability) -> bool {
+    matches!(durability, Durability::PerWrite | Durability::Group { .. })
+}
 
 /// Unix time in nanoseconds (0 if the clock is before 1970).
 pub(crate) fn unix_nanos() -> u64 {
@@ -101,6 +107,8 @@ pub(crate) struct Inner {
     /// LSNs up to this one without a record are gaps left by recovery.
     pub(crate) recovered_last: u64,
     ticker: Mutex<Option<Ticker>>,
+    /// Early writeback (writable `Buffered` and `Interval` logs only).
+    writeback: Option<Writeback>,
     _lock: Option<DirLock>,
 }
 
@@ -319,6 +327,7 @@ impl Inner {
             report: rec.report,
             recovered_last: last,
             ticker: Mutex::new(None),
+            writeback: (writable && !syncs_every_append(opts.durability)).then(Writeback::start),
             _lock: lock,
             opts,
         };
@@ -387,7 +396,11 @@ impl Inner {
         }
         let last = r.first_lsn + records.len() as u64 - 1;
         match self.opts.durability {
-            Durability::Buffered | Durability::Interval(_) => {}
+            Durability::Buffered | Durability::Interval(_) => {
+                if let Some(wb) = &self.writeback {
+                    wb.on_reserved(&r.seg, r.off, r.off + total);
+                }
+            }
             Durability::PerWrite => {
                 self.sync_through(last, Duration::ZERO)?;
             }

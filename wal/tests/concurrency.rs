@@ -84,6 +84,18 @@ fn eight_threads_buffered_across_many_small_segments() {
     hammer(small_opts(Durability::Buffered), 8, 10_000);
 }
 
+/// Large segments: appenders cross many early-writeback steps (4 MiB), whose
+/// pages are unmapped and handed to the kernel while other writers copy and a
+/// reader scans through borrowed slices of the same mapping.
+#[test]
+fn eight_threads_buffered_in_large_segments_with_early_writeback() {
+    let opts = WalOptions {
+        segment_size: 32 << 20,
+        ..small_opts(Durability::Buffered)
+    };
+    hammer(opts, 8, 5_000);
+}
+
 #[test]
 fn interval_durability_syncs_in_the_background() {
     let dir = tempfile::tempdir().expect("tempdir");
