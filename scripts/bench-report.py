@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import tomllib
 from pathlib import Path
@@ -39,7 +40,56 @@ def load_results(crit_dir):
                    e["median"]["confidence_interval"]["upper_bound"]),
             "when": datetime.datetime.fromtimestamp(est_json.stat().st_mtime, datetime.UTC),
         }
+    return fold_rounds(out)
+
+
+# A benchmark measured in alternating rounds has the parameter "<size>~r<round>".
+ROUND = re.compile(r"^(.*)~r(\d+)$")
+
+
+def fold_rounds(raw):
+    """One row per implementation measured in rounds: the median of its round
+    medians (MAD: the median of the rounds' MADs; interval: the widest), with the
+    round medians kept for pairing ratios round by round."""
+    out, rounds = {}, {}
+    for full_id, r in raw.items():
+        m = ROUND.match(r["param"])
+        if not m:
+            out[full_id] = r
+            continue
+        base_id = full_id[: len(full_id) - len(r["param"])] + m.group(1)
+        rounds.setdefault(base_id, []).append((int(m.group(2)), r))
+    for base_id, rs in rounds.items():
+        rs.sort(key=lambda kr: kr[0])
+        first = rs[0][1]
+        out[base_id] = {
+            **first,
+            "param": ROUND.match(first["param"]).group(1),
+            "median_ns": statistics.median(r["median_ns"] for _, r in rs),
+            "mad_ns": statistics.median(r["mad_ns"] for _, r in rs),
+            "ci": (min(r["ci"][0] for _, r in rs), max(r["ci"][1] for _, r in rs)),
+            "when": max(r["when"] for _, r in rs),
+            "rounds": {k: r["median_ns"] for k, r in rs},
+        }
     return out
+
+
+def time_ratio(a, b):
+    """b's median time ÷ a's: the median of the per-round quotients when both ran
+    in the same rounds (each pair measured minutes apart at most), else of the medians."""
+    common = sorted(set(a.get("rounds", {})) & set(b.get("rounds", {})))
+    if common:
+        return statistics.median(b["rounds"][k] / a["rounds"][k] for k in common)
+    return b["median_ns"] / a["median_ns"]
+
+
+def rate_ratio(a, b):
+    """a's median throughput ÷ b's, paired by round like `time_ratio`, or None."""
+    pa, pb = per_second(a), per_second(b)
+    if not pa or not pb:
+        return None
+    per_element = (pa[0] * a["median_ns"]) / (pb[0] * b["median_ns"])
+    return per_element * time_ratio(a, b)
 
 
 def per_second(r):
@@ -83,9 +133,8 @@ def ratio_value(spec, results):
     if not a or not b:
         return None
     if spec.get("metric", "time") == "throughput":
-        pa, pb = per_second(a), per_second(b)
-        return pa[0] / pb[0] if pa and pb else None
-    return b["median_ns"] / a["median_ns"]
+        return rate_ratio(a, b)
+    return time_ratio(a, b)
 
 
 def machine():
@@ -148,9 +197,12 @@ def comparison_section(results, specs):
         return []
     lines = ["## Comparison", "",
              "tidemark-wal beside okaywal 0.3, raft-engine 0.4 and the machine's own limits "
-             "(`benches/benches/compare/`, one criterion group per scenario, its implementations "
-             "run back to back). Spread: median absolute deviation, and criterion's 95% interval "
-             "of the median. Last column: tidemark's rate divided by the row's (> 1: tidemark is faster).", "",
+             "(`benches/benches/compare/`, one criterion group per scenario). Scenarios (a) to (c) "
+             "alternate: every implementation is measured once per round, in turn, three rounds in a "
+             "full run; a row's median is the median of its round medians, and every ratio between two "
+             "of them is the median of the per-round ratios. Spread: median absolute deviation, and the "
+             "widest of criterion's 95% intervals of the median. Last column: tidemark's rate divided by "
+             "the row's (> 1: tidemark is faster).", "",
              "| scenario | implementation | size | median | ± MAD | 95% CI of median | throughput | tidemark ÷ it |",
              "|---|---|---|---|---|---|---|---|"]
     for group in sorted(groups, key=natural_key):
@@ -158,8 +210,8 @@ def comparison_section(results, specs):
         subject = {r["param"]: r for r in rows if r["function"] == SUBJECT}
         for r in rows:
             ref = subject.get(r["param"])
-            ps, ref_ps = per_second(r), (per_second(ref) if ref else None)
-            rel = "" if not ps or not ref_ps or r is ref else f"{ref_ps[0] / ps[0]:.2f}x"
+            speed = rate_ratio(ref, r) if ref and r is not ref else None
+            rel = "" if speed is None else f"{speed:.2f}x"
             lo, hi = r["ci"]
             lines.append(f"| `{group}` | {r['function']} | {r['param']} | {fmt_time(r['median_ns'])} | "
                          f"{fmt_time(r['mad_ns'])} ({100 * r['mad_ns'] / r['median_ns']:.1f}%) | "

@@ -1,6 +1,10 @@
 //! tidemark-wal side by side with okaywal 0.3, raft-engine 0.4 and the
 //! machine's own limits (issue #6), in one process and one criterion run. Each
-//! scenario is one criterion group, so its implementations run back to back.
+//! scenario is one criterion group. Scenarios (a) to (c) alternate between
+//! implementations: each is measured once per round, in turn, for [`rounds`]
+//! rounds (ids `group/implementation/<record size>~r<round>`), so the slow
+//! drift of a shared disk falls on all of them alike; `scripts/bench-report.py`
+//! folds the rounds into one row each and takes every ratio round by round.
 //!
 //! Groups (ids are `group/implementation/record size`):
 //! - `compare_a_buffered`: 1,000,000 appends of 100 B without per-record sync,
@@ -146,6 +150,23 @@ fn tidemark_retire(wal: &Wal) -> Result<(), TaskError> {
 
 // ------------------------------------------------------ (a) buffered appends
 
+/// Rounds of every alternating comparison: each implementation is measured once
+/// per round, in turn, so the slow drift of a shared disk touches them all
+/// alike, and `scripts/bench-report.py` pairs them round by round.
+fn rounds() -> usize {
+    if quick() { 1 } else { 3 }
+}
+
+/// The id of `name` at `size` in round `round`: `<size>~r<round>` (the report
+/// folds the rounds of one implementation back into one row).
+fn round_id(name: &str, size: &str, round: usize) -> BenchmarkId {
+    BenchmarkId::new(name, format!("{size}~r{round}"))
+}
+
+/// Times `iters` runs of one scenario (a) implementation; untimed work (retention,
+/// setup) is the implementation's own business.
+type BufferedRun<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
+
 fn compare_a_buffered(c: &mut Criterion) {
     let sz = sizes();
     let n = sz.buffered_records;
@@ -155,10 +176,10 @@ fn compare_a_buffered(c: &mut Criterion) {
         .sample_size(10)
         .sampling_mode(SamplingMode::Flat);
     if !quick() {
-        g.measurement_time(Duration::from_secs(10));
+        g.measurement_time(Duration::from_secs(5));
     }
 
-    let dir = tempdir();
+    let tidemark_dir = tempdir();
     // Each sample writes about 2.1 segments before retention: keep 4 for reuse (default 2),
     // as raft-engine's purge threshold is set so that its files are recycled.
     let recycle_all = SegmentOptions {
@@ -166,74 +187,84 @@ fn compare_a_buffered(c: &mut Criterion) {
         ..SegmentOptions::default()
     };
     let wal = Wal::open_with(
-        dir.path(),
+        tidemark_dir.path(),
         tidemark_options(Durability::Buffered),
         recycle_all,
     )
     .expect("open");
-    settle();
-    g.bench_function(BenchmarkId::new("tidemark", "100B"), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                for _ in 0..n {
-                    black_box(wal.append(&record).expect("append"));
-                }
-                wal.sync().expect("sync");
-                total += start.elapsed();
-                tidemark_retire(&wal).expect("truncate");
-            }
-            total
-        })
-    });
-    drop(wal);
-
-    let dir = tempdir();
+    let raft_dir = tempdir();
     let engine = RaftEngine::open(
-        RaftEngine::config(dir.path(), sz.segment, 2 * sz.segment),
+        RaftEngine::config(raft_dir.path(), sz.segment, 2 * sz.segment),
         1,
     )
     .expect("open raft-engine");
-    settle();
-    g.bench_function(BenchmarkId::new("raft_engine_batch1000", "100B"), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                engine
-                    .append_copies(&record, n, RAFT_BULK_BATCH)
-                    .expect("append");
-                engine.sync().expect("sync");
-                total += start.elapsed();
-                engine.retire_all().expect("retire");
-            }
-            total
-        })
-    });
-    drop(engine);
-
-    let dir = tempdir();
-    let path = dir.path().join("ceiling");
-    settle();
-    g.bench_function(BenchmarkId::new("bufwriter", "100B"), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let mut out = PlainBufWriter::new(&path, u64::MAX).expect("create");
-                let start = Instant::now();
-                for _ in 0..n {
-                    out.write(black_box(&record)).expect("write");
-                }
-                out.sync().expect("sync");
-                total += start.elapsed();
-                drop(out);
-                std::fs::remove_file(&path).expect("remove");
-            }
-            total
-        })
-    });
+    let ceiling_dir = tempdir();
+    let ceiling = ceiling_dir.path().join("ceiling");
+    let mut runs: Vec<(&str, BufferedRun<'_>)> = vec![
+        (
+            "tidemark",
+            Box::new(|iters| tidemark_buffered(&wal, &record, n, iters)),
+        ),
+        (
+            "raft_engine_batch1000",
+            Box::new(|iters| raft_buffered(&engine, &record, n, iters)),
+        ),
+        (
+            "bufwriter",
+            Box::new(|iters| bufwriter_buffered(&ceiling, &record, n, iters)),
+        ),
+    ];
+    for round in 0..rounds() {
+        for (name, run) in &mut runs {
+            settle();
+            g.bench_function(round_id(name, "100B", round), |b| b.iter_custom(&mut *run));
+        }
+    }
     g.finish();
+}
+
+fn tidemark_buffered(wal: &Wal, record: &[u8], n: u64, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        for _ in 0..n {
+            black_box(wal.append(record).expect("append"));
+        }
+        wal.sync().expect("sync");
+        total += start.elapsed();
+        tidemark_retire(wal).expect("truncate");
+    }
+    total
+}
+
+fn raft_buffered(engine: &RaftEngine, record: &[u8], n: u64, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        engine
+            .append_copies(record, n, RAFT_BULK_BATCH)
+            .expect("append");
+        engine.sync().expect("sync");
+        total += start.elapsed();
+        engine.retire_all().expect("retire");
+    }
+    total
+}
+
+fn bufwriter_buffered(path: &Path, record: &[u8], n: u64, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let mut out = PlainBufWriter::new(path, u64::MAX).expect("create");
+        let start = Instant::now();
+        for _ in 0..n {
+            out.write(black_box(record)).expect("write");
+        }
+        out.sync().expect("sync");
+        total += start.elapsed();
+        drop(out);
+        std::fs::remove_file(path).expect("remove");
+    }
+    total
 }
 
 // ------------------------------------------------------ (b), (c) durable appends
@@ -340,32 +371,26 @@ impl Contender for GroupCommitFloor {
     }
 }
 
-/// Benchmarks `contender` with the pool's writers sharing each sample's appends.
-fn bench_durable(
+/// Measures one round of `contender`, the pool's writers sharing each sample's appends.
+fn bench_round(
     g: &mut BenchmarkGroup<'_, WallTime>,
-    name: &str,
+    id: BenchmarkId,
     pool: &WriterPool,
-    contender: Arc<dyn Contender>,
+    contender: &Arc<dyn Contender>,
     record: &Arc<[u8]>,
 ) {
-    let sz = sizes();
-    settle();
-    contender.warm_up(record, 2 * sz.segment).expect("warm-up");
-    settle();
     let task: Task = {
-        let (contender, record) = (Arc::clone(&contender), Arc::clone(record));
+        let (contender, record) = (Arc::clone(contender), Arc::clone(record));
         Arc::new(move |writer| contender.append(writer, &record))
     };
-    g.bench_function(
-        BenchmarkId::new(name, size_label(record.len() as u64)),
-        |b| {
-            b.iter_custom(|iters| {
-                let elapsed = pool.run(iters, &task).expect("durable appends");
-                contender.retire().expect("retire");
-                elapsed
-            })
-        },
-    );
+    settle();
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let elapsed = pool.run(iters, &task).expect("durable appends");
+            contender.retire().expect("retire");
+            elapsed
+        })
+    });
 }
 
 fn durable_scenario(c: &mut Criterion, group: &str, writers: usize) {
@@ -374,8 +399,11 @@ fn durable_scenario(c: &mut Criterion, group: &str, writers: usize) {
     let pool = WriterPool::new(writers).expect("writer pool");
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(1));
+    if !quick() {
+        g.measurement_time(Duration::from_secs(2));
+    }
 
-    let dir = tempdir();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempdir()).collect();
     let durability = if writers == 1 {
         Durability::PerWrite
     } else {
@@ -383,38 +411,48 @@ fn durable_scenario(c: &mut Criterion, group: &str, writers: usize) {
             max_delay: Duration::from_micros(500),
         }
     };
-    let wal = Wal::open(dir.path(), tidemark_options(durability)).expect("open tidemark");
-    bench_durable(&mut g, "tidemark", &pool, Arc::new(Tidemark(wal)), &record);
-
-    let dir = tempdir();
+    let wal = Wal::open(dirs[0].path(), tidemark_options(durability)).expect("open tidemark");
     let segment = u32::try_from(sz.segment).expect("segment size fits okaywal's u32");
-    let okaywal = OkayWal::open_durable(dir.path(), segment).expect("open okaywal");
-    let okaywal = Arc::new(okaywal);
-    bench_durable(&mut g, "okaywal", &pool, okaywal.clone(), &record);
-    if let Ok(okaywal) = Arc::try_unwrap(okaywal) {
-        okaywal.shutdown().expect("okaywal shutdown");
-    }
-
-    let dir = tempdir();
-    let cfg = RaftEngine::config(dir.path(), sz.segment, 2 * sz.segment);
+    let okaywal = Arc::new(OkayWal::open_durable(dirs[1].path(), segment).expect("open okaywal"));
+    let cfg = RaftEngine::config(dirs[2].path(), sz.segment, 2 * sz.segment);
     let engine = RaftEngine::open(cfg, writers).expect("open raft-engine");
-    bench_durable(&mut g, "raft_engine", &pool, Arc::new(engine), &record);
-
-    let dir = tempdir();
-    let path = dir.path().join("floor");
-    let (name, floor): (&str, Arc<dyn Contender>) = if writers == 1 {
+    let path = dirs[3].path().join("floor");
+    let (floor_name, floor): (&str, Arc<dyn Contender>) = if writers == 1 {
         let floor = PwriteFdatasync::new(&path, sz.floor_file).expect("floor file");
-        (
-            "floor_pwrite_fdatasync",
-            Arc::new(SingleFloor(Mutex::new(floor))),
-        )
+        let floor = SingleFloor(Mutex::new(floor));
+        ("floor_pwrite_fdatasync", Arc::new(floor))
     } else {
         let floor =
             GroupCommitFloor::new(&path, sz.floor_file, record.len() as u64).expect("floor file");
         ("floor_group_commit", Arc::new(floor))
     };
-    bench_durable(&mut g, name, &pool, floor, &record);
+    let contenders: Vec<(&str, Arc<dyn Contender>)> = vec![
+        ("tidemark", Arc::new(Tidemark(wal))),
+        ("okaywal", okaywal.clone()),
+        ("raft_engine", Arc::new(engine)),
+        (floor_name, floor),
+    ];
+    for (_, contender) in &contenders {
+        settle();
+        contender.warm_up(&record, 2 * sz.segment).expect("warm-up");
+    }
+    let size = size_label(record.len() as u64);
+    for round in 0..rounds() {
+        for (name, contender) in &contenders {
+            bench_round(
+                &mut g,
+                round_id(name, &size, round),
+                &pool,
+                contender,
+                &record,
+            );
+        }
+    }
     g.finish();
+    drop(contenders);
+    if let Ok(okaywal) = Arc::try_unwrap(okaywal) {
+        okaywal.shutdown().expect("okaywal shutdown");
+    }
 }
 
 fn compare_b_durable_1w(c: &mut Criterion) {
