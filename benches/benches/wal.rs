@@ -1,6 +1,7 @@
 //! tidemark-wal against the machine's own limits, in one criterion run.
 //!
-//! Groups (ids are `group/function/parameter`):
+//! Groups (ids are `group/function/parameter`; the append and limit benchmarks
+//! run in alternating rounds, ids `<size>~r<round>`, see [`rounds`]):
 //! - `machine_limits`: `pwrite_fdatasync` (durable floor, zero-filled file),
 //!   `bufwriter` (buffered ceiling: appends to fresh files, deleted every
 //!   64 MiB like a log with retention) and `bufwriter_overwrite` (rewrites one
@@ -52,38 +53,81 @@ fn modes() -> Vec<(&'static str, Durability, usize)> {
     ]
 }
 
-fn machine_limits(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut g = c.benchmark_group("machine_limits");
-    g.throughput(Throughput::Elements(1));
-    for (size, label) in SIZES {
-        let record = vec![0xA5u8; size];
-        let mut floor =
-            PwriteFdatasync::new(&dir.path().join("floor"), 256 << 20).expect("floor file");
-        g.bench_function(BenchmarkId::new("pwrite_fdatasync", label), |b| {
-            b.iter(|| floor.write(black_box(&record)).expect("pwrite+fdatasync"))
+/// Rounds of the append suite: per record size, the machine's limits and every
+/// WAL mode are measured once per round, in turn, so the slow drift of a shared
+/// disk falls on a ratio's two sides alike (`scripts/bench-report.py` folds the
+/// rounds, ids `<size>~r<round>`, and pairs ratios round by round).
+fn rounds() -> usize {
+    if quick() { 1 } else { 3 }
+}
+
+fn round_id(name: &str, size: &str, round: usize) -> BenchmarkId {
+    BenchmarkId::new(name, format!("{size}~r{round}"))
+}
+
+/// The machine's limits for one record size; their files live across rounds.
+struct Limits {
+    floor: PwriteFdatasync,
+    unwritten: PwriteFdatasync,
+    ceiling: PlainBufWriter,
+    cached: PlainBufWriter,
+}
+
+impl Limits {
+    fn new(dir: &std::path::Path, label: &str) -> Limits {
+        let at = |name: &str| dir.join(format!("{name}-{label}"));
+        Limits {
+            floor: PwriteFdatasync::new(&at("floor"), 256 << 20).expect("floor file"),
+            unwritten: PwriteFdatasync::new_unwritten(&at("unwritten"), 64 << 20)
+                .expect("unwritten file"),
+            ceiling: PlainBufWriter::new(&at("ceiling"), 64 << 20).expect("ceiling file"),
+            cached: PlainBufWriter::overwriting(&at("cached"), 64 << 20).expect("cached file"),
+        }
+    }
+
+    fn bench(&mut self, c: &mut Criterion, record: &[u8], label: &str, round: usize) {
+        let mut g = c.benchmark_group("machine_limits");
+        g.throughput(Throughput::Elements(1));
+        let floor = &mut self.floor;
+        g.bench_function(round_id("pwrite_fdatasync", label, round), |b| {
+            b.iter(|| floor.write(black_box(record)).expect("pwrite+fdatasync"))
         });
-        let mut unwritten = PwriteFdatasync::new_unwritten(&dir.path().join("unwritten"), 64 << 20)
-            .expect("unwritten file");
-        g.bench_function(BenchmarkId::new("pwrite_fdatasync_unwritten", label), |b| {
+        let unwritten = &mut self.unwritten;
+        g.bench_function(round_id("pwrite_fdatasync_unwritten", label, round), |b| {
             b.iter(|| {
                 unwritten
-                    .write(black_box(&record))
+                    .write(black_box(record))
                     .expect("pwrite+fdatasync")
             })
         });
-        let mut ceiling =
-            PlainBufWriter::new(&dir.path().join("ceiling"), 64 << 20).expect("ceiling file");
-        g.bench_function(BenchmarkId::new("bufwriter", label), |b| {
-            b.iter(|| ceiling.write(black_box(&record)).expect("write"))
+        let ceiling = &mut self.ceiling;
+        g.bench_function(round_id("bufwriter", label, round), |b| {
+            b.iter(|| ceiling.write(black_box(record)).expect("write"))
         });
-        let mut cached =
-            PlainBufWriter::overwriting(&dir.path().join("cached"), 64 << 20).expect("cached file");
-        g.bench_function(BenchmarkId::new("bufwriter_overwrite", label), |b| {
-            b.iter(|| cached.write(black_box(&record)).expect("write"))
+        let cached = &mut self.cached;
+        g.bench_function(round_id("bufwriter_overwrite", label, round), |b| {
+            b.iter(|| cached.write(black_box(record)).expect("write"))
         });
+        g.finish();
     }
-    g.finish();
+}
+
+/// The append suite: per record size, the machine's limits and then every WAL
+/// mode (each on a fresh log, brought to its steady state by criterion's
+/// warm-up), once per round.
+fn appends_and_limits(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut limits: Vec<Limits> = SIZES
+        .iter()
+        .map(|(_, label)| Limits::new(dir.path(), label))
+        .collect();
+    for round in 0..rounds() {
+        for ((size, label), limits) in SIZES.iter().zip(&mut limits) {
+            let record = vec![0x5Au8; *size];
+            limits.bench(c, &record, label, round);
+            wal_append(c, &record, label, round);
+        }
+    }
 }
 
 /// `iters` appends of `record` shared by `writers` threads; returns the elapsed time.
@@ -107,18 +151,15 @@ fn timed_appends(wal: &Arc<Wal>, record: &[u8], writers: usize, iters: u64) -> D
     elapsed
 }
 
-fn wal_append(c: &mut Criterion) {
+fn wal_append(c: &mut Criterion, record: &[u8], label: &str, round: usize) {
     let mut g = c.benchmark_group("wal_append");
     g.throughput(Throughput::Elements(1));
-    for (size, label) in SIZES {
-        let record = vec![0x5Au8; size];
-        for (name, durability, writers) in modes() {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let wal = Arc::new(Wal::open(dir.path(), steady_state(durability)).expect("open"));
-            g.bench_function(BenchmarkId::new(name, label), |b| {
-                b.iter_custom(|iters| timed_appends(&wal, &record, writers, iters))
-            });
-        }
+    for (name, durability, writers) in modes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wal = Arc::new(Wal::open(dir.path(), steady_state(durability)).expect("open"));
+        g.bench_function(round_id(name, label, round), |b| {
+            b.iter_custom(|iters| timed_appends(&wal, record, writers, iters))
+        });
     }
     g.finish();
 }
@@ -198,6 +239,6 @@ fn wal_segment_init(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = tidemark_benches::criterion_config();
-    targets = machine_limits, wal_append, wal_replay, wal_segment_init
+    targets = appends_and_limits, wal_replay, wal_segment_init
 }
 criterion_main!(benches);
