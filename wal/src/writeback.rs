@@ -29,15 +29,12 @@ use crate::segment::Segment;
 pub(crate) const WRITEBACK_STEP: u64 = 4 << 20;
 
 /// The range of a segment whose writeback a reservation of `off..end` should
-/// start: the whole step before the step boundary it crossed, if it crossed one
-/// (`None` otherwise, and for the first step, which is always written by then).
+/// start: for every step boundary it crossed, the whole step one behind the
+/// step that boundary ends (`None` if it crossed none, or only the first).
 pub(crate) fn due(off: u64, end: u64) -> Option<(u64, u64)> {
-    let crossed = end / WRITEBACK_STEP;
-    if crossed == off / WRITEBACK_STEP || crossed < 2 {
-        return None;
-    }
-    let upto = (crossed - 1) * WRITEBACK_STEP;
-    Some((upto - WRITEBACK_STEP, upto))
+    let from = (off / WRITEBACK_STEP).saturating_sub(1) * WRITEBACK_STEP;
+    let to = (end / WRITEBACK_STEP).saturating_sub(1) * WRITEBACK_STEP;
+    (to > from).then_some((from, to))
 }
 
 /// One step of one segment to write back.
@@ -154,6 +151,13 @@ mod tests {
         assert_eq!(due(2 * S - 10, 2 * S + 10), Some((0, S)));
         assert_eq!(due(2 * S - 10, 2 * S), Some((0, S)));
         assert_eq!(due(5 * S - 1, 5 * S + 7), Some((3 * S, 4 * S)));
+    }
+
+    #[test]
+    fn a_reservation_crossing_several_boundaries_starts_every_step_behind_them() {
+        assert_eq!(due(S + 5, 6 * S + 1), Some((0, 5 * S)));
+        assert_eq!(due(3 * S, 5 * S), Some((2 * S, 4 * S)));
+        assert_eq!(due(10, 3 * S), Some((0, 2 * S)));
     }
 
     #[test]
