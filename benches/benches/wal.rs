@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tidemark_benches::{PlainBufWriter, PwriteFdatasync, plain_read_dir, quick};
+use tidemark_benches::{PlainBufWriter, PwriteFdatasync, plain_read_dir, quick, round_id, rounds};
 use tidemark_wal::{Durability, Lsn, SegmentInit, SegmentOptions, Wal, WalOptions};
 
 const SIZES: [(usize, &str); 3] = [(100, "100B"), (1024, "1KiB"), (64 << 10, "64KiB")];
@@ -51,18 +51,6 @@ fn modes() -> Vec<(&'static str, Durability, usize)> {
         ("group_8w", group_commit(), 8),
         ("group_32w", group_commit(), 32),
     ]
-}
-
-/// Rounds of the append suite: per record size, the machine's limits and every
-/// WAL mode are measured once per round, in turn, so the slow drift of a shared
-/// disk falls on a ratio's two sides alike (`scripts/bench-report.py` folds the
-/// rounds, ids `<size>~r<round>`, and pairs ratios round by round).
-fn rounds() -> usize {
-    if quick() { 1 } else { 3 }
-}
-
-fn round_id(name: &str, size: &str, round: usize) -> BenchmarkId {
-    BenchmarkId::new(name, format!("{size}~r{round}"))
 }
 
 /// The machine's limits for one record size; their files live across rounds.
@@ -114,7 +102,8 @@ impl Limits {
 
 /// The append suite: per record size, the machine's limits and then every WAL
 /// mode (each on a fresh log, brought to its steady state by criterion's
-/// warm-up), once per round.
+/// warm-up), once per round ([`rounds`]), so each #2 ratio pairs figures
+/// measured minutes apart at most.
 fn appends_and_limits(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut limits: Vec<Limits> = SIZES
@@ -124,8 +113,14 @@ fn appends_and_limits(c: &mut Criterion) {
     for round in 0..rounds() {
         for ((size, label), limits) in SIZES.iter().zip(&mut limits) {
             let record = vec![0x5Au8; *size];
-            limits.bench(c, &record, label, round);
-            wal_append(c, &record, label, round);
+            // Alternate which side of the ratios goes first.
+            if round % 2 == 0 {
+                limits.bench(c, &record, label, round);
+                wal_append(c, &record, label, round);
+            } else {
+                wal_append(c, &record, label, round);
+                limits.bench(c, &record, label, round);
+            }
         }
     }
 }

@@ -19,6 +19,27 @@ pub fn quick() -> bool {
     std::env::var_os("TIDEMARK_BENCH_QUICK").is_some() || !flag("--bench") || flag("--test")
 }
 
+/// Rounds of an alternating comparison: every implementation (or baseline) is
+/// measured once per round, in turn, so the slow drift of a shared disk falls
+/// on both sides of a ratio alike. Three in a full run, one in quick mode.
+pub fn rounds() -> usize {
+    if quick() { 1 } else { 3 }
+}
+
+/// The order of `n` implementations in round `round`: rotated by one place per
+/// round, so none always runs first (right after another's setup or warm-up)
+/// or always follows the same neighbour.
+pub fn round_order(n: usize, round: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |i| (i + round) % n.max(1))
+}
+
+/// The id of `name` at `size` in round `round`: `<size>~r<round>`.
+/// `scripts/bench-report.py` folds the rounds of one benchmark into one row
+/// (median of round medians) and pairs ratios round by round.
+pub fn round_id(name: &str, size: &str, round: usize) -> criterion::BenchmarkId {
+    criterion::BenchmarkId::new(name, format!("{size}~r{round}"))
+}
+
 /// The criterion settings the append and comparison suites share: 20 samples,
 /// 1 s warm-up and 3 s of measurement (0.2 s and 0.5 s in quick mode).
 pub fn criterion_config() -> criterion::Criterion {

@@ -71,7 +71,7 @@ use tidemark_benches::floors::GroupCommitFloor;
 use tidemark_benches::pool::{Task, TaskError, WriterPool};
 use tidemark_benches::{
     PlainBufWriter, PwriteFdatasync, ResidentBytes, crc_dir_all_cores, plain_read_dir, quick,
-    settle,
+    round_id, round_order, rounds, settle,
 };
 use tidemark_wal::{Durability, Lsn, SegmentOptions, Wal, WalOptions};
 
@@ -150,19 +150,6 @@ fn tidemark_retire(wal: &Wal) -> Result<(), TaskError> {
 
 // ------------------------------------------------------ (a) buffered appends
 
-/// Rounds of every alternating comparison: each implementation is measured once
-/// per round, in turn, so the slow drift of a shared disk touches them all
-/// alike, and `scripts/bench-report.py` pairs them round by round.
-fn rounds() -> usize {
-    if quick() { 1 } else { 3 }
-}
-
-/// The id of `name` at `size` in round `round`: `<size>~r<round>` (the report
-/// folds the rounds of one implementation back into one row).
-fn round_id(name: &str, size: &str, round: usize) -> BenchmarkId {
-    BenchmarkId::new(name, format!("{size}~r{round}"))
-}
-
 /// Times `iters` runs of one scenario (a) implementation; untimed work (retention,
 /// setup) is the implementation's own business.
 type BufferedRun<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
@@ -215,7 +202,8 @@ fn compare_a_buffered(c: &mut Criterion) {
         ),
     ];
     for round in 0..rounds() {
-        for (name, run) in &mut runs {
+        for i in round_order(runs.len(), round) {
+            let (name, run) = &mut runs[i];
             settle();
             g.bench_function(round_id(name, "100B", round), |b| b.iter_custom(&mut *run));
         }
@@ -438,7 +426,8 @@ fn durable_scenario(c: &mut Criterion, group: &str, writers: usize) {
     }
     let size = size_label(record.len() as u64);
     for round in 0..rounds() {
-        for (name, contender) in &contenders {
+        for i in round_order(contenders.len(), round) {
+            let (name, contender) = &contenders[i];
             bench_round(
                 &mut g,
                 round_id(name, &size, round),
