@@ -39,7 +39,9 @@
 //!   reads tidemark's segment files from the page cache and runs CRC32C over
 //!   them on all cores, parsing nothing. `floor_memory_read` bounds any reopen
 //!   that reads every byte at all: the same number of bytes, already resident
-//!   in process memory, summed on all cores (no faults, no copy, no checksum).
+//!   in process memory, summed on all cores (no faults, no copy, no checksum);
+//!   `floor_crc_resident` checksums those resident bytes on all cores (no
+//!   faults, no copy): the least any reopen that verifies every byte can cost.
 //!
 //! Before the durable scenarios each log writes two segments' worth of data in
 //! large batches and retires it, so every implementation runs in its steady
@@ -579,6 +581,9 @@ fn compare_d(c: &mut Criterion) {
     let resident = ResidentBytes::new(sz.replay_bytes);
     g.bench_function(BenchmarkId::new("floor_memory_read", &label), |b| {
         b.iter(|| black_box(resident.read_all_cores()))
+    });
+    g.bench_function(BenchmarkId::new("floor_crc_resident", &label), |b| {
+        b.iter(|| black_box(resident.crc_all_cores()))
     });
     drop(resident);
     for (name, dir) in raft_logs(&logs) {
