@@ -298,36 +298,32 @@ impl ResidentBytes {
     /// CRC32C (crc-fast, as tidemark's recovery runs it) of the bytes, split evenly
     /// over all cores; returns the XOR of the parts' checksums. No faults, no copy.
     pub fn crc_all_cores(&self) -> u32 {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = self.words.len().div_ceil(threads).max(1);
-        std::thread::scope(|s| {
-            let workers: Vec<_> = self
-                .words
-                .chunks(chunk)
-                .map(|part| s.spawn(move || crc_fast::crc32_iscsi(as_bytes(part))))
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .fold(0u32, |a, c| a ^ c)
-        })
+        self.on_all_cores(|part| crc_fast::crc32_iscsi(as_bytes(part)))
+            .fold(0u32, |a, c| a ^ c)
     }
 
     /// Reads every word once, split evenly over all cores; returns their wrapping sum
     /// (so the reads cannot be elided). No page faults, no copy, no checksum.
     pub fn read_all_cores(&self) -> u64 {
+        self.on_all_cores(sum_words).fold(0u64, u64::wrapping_add)
+    }
+
+    /// `work` over one even share of the words per core, in parallel; the results in order.
+    fn on_all_cores<T: Send>(&self, work: impl Fn(&[u64]) -> T + Sync) -> std::vec::IntoIter<T> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = self.words.len().div_ceil(threads).max(1);
+        let work = &work;
         std::thread::scope(|s| {
             let workers: Vec<_> = self
                 .words
                 .chunks(chunk)
-                .map(|part| s.spawn(move || sum_words(part)))
+                .map(|part| s.spawn(move || work(part)))
                 .collect();
             workers
                 .into_iter()
                 .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .fold(0u64, u64::wrapping_add)
+                .collect::<Vec<T>>()
+                .into_iter()
         })
     }
 }
