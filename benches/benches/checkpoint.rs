@@ -11,6 +11,10 @@
 //!   its key (no listing: manifest read and verification, CRC32C of the part).
 //! * `checkpoint_read/<backend>/plain_get/<size>`: one `get` of the same bytes.
 //!
+//! The variants of one size on one backend alternate in rounds (three in a full run, order rotated
+//! each round; ids `<size>~r<round>`), and `scripts/bench-report.py` pairs their ratios round by
+//! round.
+//!
 //! Backends: `local` (LocalFileSystem, fsync on, for both sides), `memory` (InMemory) and `s3` (a
 //! SeaweedFS server on 127.0.0.1 started by tidemark-test-servers). 1 GiB runs on local and
 //! memory; on S3 only when `TIDEMARK_BENCH_S3_1GIB=1` (each iteration uploads 1 GiB through one
@@ -22,10 +26,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, path::Path};
+use tidemark_benches::{round_id, round_order, rounds};
 use tidemark_checkpoint::{CheckpointOptions, CheckpointStore};
 use tokio::runtime::Runtime;
 
@@ -143,12 +146,36 @@ fn configure(
     } else {
         1000
     }));
-    group.measurement_time(Duration::from_secs(if size.bytes >= 1024 * MIB {
-        10
+    // The measurement time is shared by the rounds (criterion still takes its 10 samples).
+    let total_ms: u64 = if size.bytes >= 1024 * MIB {
+        10_000
     } else {
-        3
-    }));
+        3_000
+    };
+    group.measurement_time(Duration::from_millis(
+        (total_ms / rounds() as u64).max(1_000),
+    ));
     group.sampling_mode(SamplingMode::Flat);
+}
+
+type Bench<'a> = criterion::Bencher<'a, criterion::measurement::WallTime>;
+
+/// Benchmarks `variants` of one size on one backend in alternating rounds
+/// (`tidemark_benches::rounds`, order rotated each round), ids
+/// `<backend>/<variant>/<size>~r<round>`; `run(i, bencher)` measures variant `i`.
+fn alternate(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    backend: &Backend,
+    size: &Size,
+    variants: &[&str],
+    mut run: impl FnMut(usize, &mut Bench<'_>),
+) {
+    for round in 0..rounds() {
+        for i in round_order(variants.len(), round) {
+            let name = format!("{}/{}", backend.name, variants[i]);
+            group.bench_function(round_id(&name, size.label, round), |b| run(i, b));
+        }
+    }
 }
 
 fn bench_write(c: &mut Criterion, rt: &Runtime, backends: &[Backend]) {
@@ -160,50 +187,54 @@ fn bench_write(c: &mut Criterion, rt: &Runtime, backends: &[Backend]) {
         configure(&mut group, size);
         let data = noise(size.bytes);
         for backend in backends.iter().filter(|b| include(b, size)) {
-            group.bench_function(
-                BenchmarkId::new(format!("{}/tidemark", backend.name), size.label),
-                |b| {
-                    b.iter_custom(|iters| {
-                        let mut spent = Duration::ZERO;
-                        for _ in 0..iters {
-                            let started = Instant::now();
-                            rt.block_on(async {
-                                let mut w = backend.store.begin().await.expect("begin");
-                                w.put_part("state", data.clone()).await.expect("put_part");
-                                w.commit().await.expect("commit");
-                            });
-                            spent += started.elapsed();
-                            rt.block_on(backend.store.retain_last(1))
-                                .expect("retention");
-                        }
-                        spent
-                    })
-                },
-            );
-            group.bench_function(
-                BenchmarkId::new(format!("{}/plain_put", backend.name), size.label),
-                |b| {
-                    b.iter_custom(|iters| {
-                        let mut spent = Duration::ZERO;
-                        for _ in 0..iters {
-                            let started = Instant::now();
-                            rt.block_on(
-                                backend
-                                    .raw
-                                    .put(&backend.plain, PutPayload::from(data.clone())),
-                            )
-                            .expect("put");
-                            spent += started.elapsed();
-                            rt.block_on(backend.raw.delete(&backend.plain))
-                                .expect("delete");
-                        }
-                        spent
-                    })
+            alternate(
+                &mut group,
+                backend,
+                size,
+                &["tidemark", "plain_put"],
+                |i, b| match i {
+                    0 => b.iter_custom(|iters| tidemark_writes(rt, backend, &data, iters)),
+                    _ => b.iter_custom(|iters| plain_puts(rt, backend, &data, iters)),
                 },
             );
         }
     }
     group.finish();
+}
+
+/// `iters` checkpoints of one part; retention after each is untimed.
+fn tidemark_writes(rt: &Runtime, backend: &Backend, data: &Bytes, iters: u64) -> Duration {
+    let mut spent = Duration::ZERO;
+    for _ in 0..iters {
+        let started = Instant::now();
+        rt.block_on(async {
+            let mut w = backend.store.begin().await.expect("begin");
+            w.put_part("state", data.clone()).await.expect("put_part");
+            w.commit().await.expect("commit");
+        });
+        spent += started.elapsed();
+        rt.block_on(backend.store.retain_last(1))
+            .expect("retention");
+    }
+    spent
+}
+
+/// `iters` plain puts of the same bytes; the delete after each is untimed.
+fn plain_puts(rt: &Runtime, backend: &Backend, data: &Bytes, iters: u64) -> Duration {
+    let mut spent = Duration::ZERO;
+    for _ in 0..iters {
+        let started = Instant::now();
+        rt.block_on(
+            backend
+                .raw
+                .put(&backend.plain, PutPayload::from(data.clone())),
+        )
+        .expect("put");
+        spent += started.elapsed();
+        rt.block_on(backend.raw.delete(&backend.plain))
+            .expect("delete");
+    }
+    spent
 }
 
 fn bench_read(c: &mut Criterion, rt: &Runtime, backends: &[Backend]) {
@@ -227,63 +258,52 @@ fn bench_read(c: &mut Criterion, rt: &Runtime, backends: &[Backend]) {
                     .expect("put");
                 epoch
             });
-            group.bench_function(
-                BenchmarkId::new(format!("{}/tidemark", backend.name), size.label),
-                |b| {
-                    b.iter(|| {
-                        rt.block_on(async {
-                            let cp = backend
-                                .store
-                                .latest()
-                                .await
-                                .expect("latest")
-                                .expect("a checkpoint");
-                            let bytes = cp.read_part("state").await.expect("read_part");
-                            assert_eq!(bytes.len(), size.bytes);
-                        })
-                    })
-                },
-            );
-            group.bench_function(
-                BenchmarkId::new(format!("{}/tidemark_by_epoch", backend.name), size.label),
-                |b| {
-                    b.iter(|| {
-                        rt.block_on(async {
-                            let cp = backend
-                                .store
-                                .checkpoint(epoch)
-                                .await
-                                .expect("checkpoint")
-                                .expect("the checkpoint");
-                            let bytes = cp.read_part("state").await.expect("read_part");
-                            assert_eq!(bytes.len(), size.bytes);
-                        })
-                    })
-                },
-            );
-            group.bench_function(
-                BenchmarkId::new(format!("{}/plain_get", backend.name), size.label),
-                |b| {
-                    b.iter(|| {
-                        rt.block_on(async {
-                            let bytes = backend
-                                .raw
-                                .get(&backend.plain)
-                                .await
-                                .expect("get")
-                                .bytes()
-                                .await
-                                .expect("bytes");
-                            assert_eq!(bytes.len(), size.bytes);
-                        })
-                    })
-                },
-            );
+            let variants = ["tidemark", "tidemark_by_epoch", "plain_get"];
+            alternate(&mut group, backend, size, &variants, |i, b| {
+                b.iter(|| {
+                    let len = rt.block_on(async {
+                        match i {
+                            0 => read_latest(backend).await,
+                            1 => read_epoch(backend, epoch).await,
+                            _ => plain_get(backend).await,
+                        }
+                    });
+                    assert_eq!(len, size.bytes);
+                })
+            });
             rt.block_on(backend.raw.delete(&backend.plain))
                 .expect("delete");
         }
     }
     group.finish();
+}
+
+/// `latest()` then `read_part`; returns the bytes read.
+async fn read_latest(backend: &Backend) -> usize {
+    let cp = backend
+        .store
+        .latest()
+        .await
+        .expect("latest")
+        .expect("a checkpoint");
+    cp.read_part("state").await.expect("read_part").len()
+}
+
+/// `checkpoint(epoch)` then `read_part`; returns the bytes read.
+async fn read_epoch(backend: &Backend, epoch: tidemark_checkpoint::Epoch) -> usize {
+    let cp = backend
+        .store
+        .checkpoint(epoch)
+        .await
+        .expect("checkpoint")
+        .expect("the checkpoint");
+    cp.read_part("state").await.expect("read_part").len()
+}
+
+/// One plain `get` of the same bytes; returns the bytes read.
+async fn plain_get(backend: &Backend) -> usize {
+    let result = backend.raw.get(&backend.plain).await.expect("get");
+    result.bytes().await.expect("bytes").len()
 }
 
 fn checkpoint(c: &mut Criterion) {
