@@ -28,6 +28,13 @@ use crate::slot_index::SlotIndex;
 /// frame always covers at least one page whole.
 pub(crate) const WRITE_THROUGH_FILE_MIN: usize = 8 << 10;
 
+/// The system's page size (4 KiB if it cannot be read): `madvise` ranges must start on one.
+fn page_size() -> u64 {
+    // SAFETY: sysconf reads a system constant; it touches no memory of ours.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
 /// The file name of the segment with sequence number `seq`.
 pub(crate) fn segment_file_name(seq: u64) -> String {
     format!("seg-{seq:020}.wal")
@@ -415,7 +422,7 @@ impl Segment {
     /// Call only for ranges no writer copies into any more (a racing copy is
     /// still correct, merely faulted back in and written twice).
     pub(crate) fn start_writeback(&self, from: u64, to: u64) -> std::io::Result<()> {
-        let page = 4096u64;
+        let page = page_size();
         let from = from.next_multiple_of(page);
         let to = (to.min(self.len()) / page) * page;
         if to <= from {
