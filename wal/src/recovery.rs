@@ -345,10 +345,16 @@ fn scan_segment(
     later: &[Arc<Segment>],
 ) -> Result<SegmentEnd> {
     let mut off = SEGMENT_HEADER_LEN;
-    let mut batch_ok_below = 0u64;
+    // Frames below this offset belong to a batch `batch_end` has verified whole.
+    let mut verified_below = 0u64;
     loop {
         let expected = rec.next_lsn;
-        match seg.valid_frame_at(off) {
+        let frame = if off < verified_below {
+            seg.frame_at(off).map(|(h, _, payload)| (h, payload))
+        } else {
+            seg.valid_frame_at(off)
+        };
+        match frame {
             Some((h, payload))
                 if h.kind == KIND_SEAL && h.lsn == expected && payload.len() == 8 =>
             {
@@ -357,9 +363,9 @@ fn scan_segment(
                 return Ok(SegmentEnd::Sealed);
             }
             Some((h, _)) if h.kind == KIND_RECORD && h.lsn == expected => {
-                if h.batch_left > 1 && expected >= batch_ok_below {
+                if h.batch_left > 1 && off >= verified_below {
                     match batch_end(seg, off, &h) {
-                        Some(end) => batch_ok_below = end,
+                        Some(end) => verified_below = end,
                         None => {
                             if let Some(next) =
                                 resolve_break(seg, off, rec, mode, later, "incomplete batch")?
@@ -385,18 +391,23 @@ fn scan_segment(
     }
 }
 
-/// The LSN past a batch whose first record sits at `off`, if every record of it verifies.
+/// The byte offset past a batch whose first record, already verified, sits at
+/// `off`, if every later record of it verifies too. The walk then takes those
+/// frames without checking them again: each batched frame is checksummed once.
 fn batch_end(seg: &Segment, mut off: u64, first: &FrameHeader) -> Option<u64> {
     let mut want = *first;
+    off += first.frame_len();
+    want.lsn += 1;
+    want.batch_left -= 1;
     loop {
         let (h, _) = seg.valid_frame_at(off)?;
         if h.kind != KIND_RECORD || h.lsn != want.lsn || h.batch_left != want.batch_left {
             return None;
         }
-        if h.batch_left == 1 {
-            return Some(h.lsn + 1);
-        }
         off += h.frame_len();
+        if h.batch_left == 1 {
+            return Some(off);
+        }
         want.lsn += 1;
         want.batch_left -= 1;
     }
