@@ -1,7 +1,7 @@
 //! Small file-system helpers: block reservation, directory sync, the writer lock.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -32,24 +32,30 @@ pub(crate) fn reserve_blocks(file: &File, len: u64) -> io::Result<()> {
 }
 
 /// Writes all of `bufs`, back to back, at `offset` of `file` (`pwritev`,
-/// repeated after a short write or an interrupt).
-pub(crate) fn pwrite_all_vectored(file: &File, mut offset: u64, bufs: &[&[u8]]) -> io::Result<()> {
-    let mut bufs: Vec<&[u8]> = bufs.iter().copied().filter(|b| !b.is_empty()).collect();
+/// repeated after a short write or an interrupt). Allocates nothing: `bufs`
+/// is consumed in place as it is written.
+pub(crate) fn pwrite_all_vectored(
+    file: &File,
+    mut offset: u64,
+    mut bufs: &mut [IoSlice<'_>],
+) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0); // skip leading empty buffers
     while !bufs.is_empty() {
-        let iov: Vec<libc::iovec> = bufs
-            .iter()
-            .map(|b| libc::iovec {
-                iov_base: b.as_ptr() as *mut libc::c_void,
-                iov_len: b.len(),
-            })
-            .collect();
         let at = libc::off_t::try_from(offset)
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let count = libc::c_int::try_from(iov.len())
+        let count = libc::c_int::try_from(bufs.len())
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: every iovec points into a live slice of `bufs` (borrowed for the
-        // call) with its exact length; the kernel only reads them. `file` is open.
-        let n = unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), count, at) };
+        // SAFETY: `IoSlice` is guaranteed ABI-compatible with `iovec` on Unix, and
+        // each one points into a slice borrowed for the call with its exact length;
+        // the kernel only reads them. `file` is open.
+        let n = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                bufs.as_ptr().cast::<libc::iovec>(),
+                count,
+                at,
+            )
+        };
         if n < 0 {
             let err = io::Error::last_os_error();
             if err.kind() == io::ErrorKind::Interrupted {
@@ -61,22 +67,9 @@ pub(crate) fn pwrite_all_vectored(file: &File, mut offset: u64, bufs: &[&[u8]]) 
             return Err(io::Error::from(io::ErrorKind::WriteZero));
         }
         offset += n as u64;
-        advance(&mut bufs, n as usize);
+        IoSlice::advance_slices(&mut bufs, n as usize);
     }
     Ok(())
-}
-
-/// Drops the first `n` bytes of `bufs`.
-fn advance(bufs: &mut Vec<&[u8]>, mut n: usize) {
-    while n > 0 && !bufs.is_empty() {
-        if n >= bufs[0].len() {
-            n -= bufs[0].len();
-            bufs.remove(0);
-        } else {
-            bufs[0] = &bufs[0][n..];
-            n = 0;
-        }
-    }
 }
 
 /// Makes the directory's entries (creations, renames, removals) durable.
@@ -150,22 +143,18 @@ mod tests {
             .open(&path)
             .expect("open");
         let big = vec![7u8; 100_000];
-        pwrite_all_vectored(&file, 5, &[b"head", &[], &big]).expect("pwritev");
+        let mut bufs = [
+            IoSlice::new(&[]),
+            IoSlice::new(b"head"),
+            IoSlice::new(&[]),
+            IoSlice::new(&big),
+        ];
+        pwrite_all_vectored(&file, 5, &mut bufs).expect("pwritev");
         let back = std::fs::read(&path).expect("read");
         assert_eq!(back.len(), 5 + 4 + big.len());
         assert_eq!(&back[..5], &[0; 5]);
         assert_eq!(&back[5..9], b"head");
         assert!(back[9..].iter().all(|&b| b == 7));
-    }
-
-    #[test]
-    fn advance_skips_whole_and_partial_buffers() {
-        let (a, b, c) = (&b"abc"[..], &b"de"[..], &b"fgh"[..]);
-        let mut bufs = vec![a, b, c];
-        advance(&mut bufs, 4);
-        assert_eq!(bufs, vec![&b"e"[..], c]);
-        advance(&mut bufs, 2);
-        assert_eq!(bufs, vec![&b"gh"[..]]);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - `synced_to` only grows, and everything below it is durable.
 
 use std::fs::{File, OpenOptions};
+use std::io::IoSlice;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -286,7 +287,8 @@ impl Segment {
     pub(crate) unsafe fn write_frame(&self, off: u64, header: &[u8], payload: &[u8]) {
         let len = header.len() + payload.len();
         if len >= WRITE_THROUGH_FILE_MIN && off as usize + len <= self.map.len() {
-            match pwrite_all_vectored(&self.file, off, &[header, payload]) {
+            let mut bufs = [IoSlice::new(header), IoSlice::new(payload)];
+            match pwrite_all_vectored(&self.file, off, &mut bufs) {
                 Ok(()) => return,
                 Err(e) => tracing::warn!(
                     path = %self.path.display(), off, error = %e,
