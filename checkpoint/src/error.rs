@@ -92,6 +92,18 @@ pub enum CheckpointError {
         name: String,
     },
 
+    /// A part object a checkpoint needs was gone when `commit()` checked for it, so no
+    /// manifest was written: a checkpoint naming it could never be restored.
+    #[error("part {name:?} at {path} is gone: {reason}")]
+    PartMissing {
+        /// The part name.
+        name: String,
+        /// The object path.
+        path: String,
+        /// What most likely deleted it.
+        reason: String,
+    },
+
     /// A part name was used twice in one checkpoint.
     #[error("part {name:?} was already written to this checkpoint")]
     DuplicatePart {

@@ -373,8 +373,10 @@ impl CheckpointStore {
 
     /// Deletes orphaned parts: parts no manifest references (writers that died, were fenced or
     /// were dropped, and parts of deleted checkpoints) whose objects are older than `grace`.
-    /// Parts of a writer that may still be committing are younger than any sane grace period,
-    /// so they are spared. Parts at the epoch of a damaged manifest are always spared.
+    /// Choose `grace` longer than any checkpoint takes to write: a writer still uploading when
+    /// its earlier parts pass the grace period loses them here, and its `commit()` then fails
+    /// with [`CheckpointError::PartMissing`] rather than publish a checkpoint that cannot be
+    /// restored. Parts at the epoch of a damaged manifest are always spared.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport> {
         let shared = &self.inner.shared;
         let plan = Inventory::load(shared).await?.gc_plan(grace);

@@ -6,6 +6,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart, path::Path};
 
 use crate::{
@@ -17,6 +18,9 @@ use crate::{
     sequence::{self, CreateOutcome},
     store::{Shared, TailHint, now_unix_ms, random_id},
 };
+
+/// Existence checks of part objects `commit()` keeps in flight at once.
+const PART_CHECKS_IN_FLIGHT: usize = 8;
 
 /// Per-part settings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -483,15 +487,17 @@ impl CheckpointWriter {
         // Fails early if a streamed part is not finished.
         self.check_references(&self.finished_parts()?).await?;
         self.upload_deferred().await?;
-        self.checksum_inline_while_checking_retirement().await?;
+        self.checksum_inline_while_checking_store().await?;
         let (record, blob) = self.manifest()?;
         let outcome = sequence::create(&self.shared, self.epoch, &record, &blob).await?;
         self.settle(outcome)
     }
 
     /// Computes the checksums `put_part` left to commit while the store answers the
-    /// retirement check (see [`check_not_retired`](Self::check_not_retired)).
-    async fn checksum_inline_while_checking_retirement(&mut self) -> Result<()> {
+    /// retirement check (see [`check_not_retired`](Self::check_not_retired)) and the check
+    /// that this writer's part objects are still there (see
+    /// [`check_own_parts`](Self::check_own_parts)).
+    async fn checksum_inline_while_checking_store(&mut self) -> Result<()> {
         let pending: Vec<(usize, Bytes)> = self
             .parts
             .iter()
@@ -508,8 +514,10 @@ impl CheckpointWriter {
             }
             crcs
         };
-        let (retired, crcs) = tokio::join!(self.check_not_retired(), checksums);
+        let (retired, own, crcs) =
+            tokio::join!(self.check_not_retired(), self.check_own_parts(), checksums);
         retired?;
+        own?;
         for ((i, _), crc) in pending.iter().zip(crcs) {
             if let PartState::Inline(info, _, pending) = &mut self.parts[*i] {
                 (info.crc32c, info.stored_crc32c, *pending) = (crc, crc, false);
@@ -622,23 +630,27 @@ impl CheckpointWriter {
     /// Referenced parts of older checkpoints must still exist when the manifest is created.
     async fn check_references(&self, parts: &[PartInfo]) -> Result<()> {
         let older = |p: &&PartInfo| !p.is_inline() && p.origin_epoch != self.epoch;
-        for part in parts.iter().filter(older) {
-            let path = layout::resolve(&self.shared.root, &part.path)?;
-            let meta = self
-                .shared
-                .store
-                .head(&path)
-                .await
-                .map_err(|e| CheckpointError::store("head", &path, e))?;
-            if meta.size != part.stored_size {
-                return Err(CheckpointError::corrupt(
-                    format!("part {}", part.name),
-                    &path,
-                    format!("size {}, manifest says {}", meta.size, part.stored_size),
-                ));
-            }
-        }
-        Ok(())
+        let lost =
+            "a referenced part of an older checkpoint was deleted (by retention, or by hand)";
+        check_exist(
+            &self.shared,
+            parts.iter().filter(older).cloned().collect(),
+            lost,
+        )
+        .await
+    }
+
+    /// This writer's own part objects must still exist when the manifest is created. A
+    /// `collect_garbage` run elsewhere with a grace period shorter than this checkpoint has
+    /// taken so far sees them as orphans and deletes them; committing anyway would publish a
+    /// checkpoint that cannot be restored, after which a driver may already have dropped the
+    /// data it replaces. Checked after the last upload, as close to the manifest as possible.
+    async fn check_own_parts(&self) -> Result<()> {
+        let own = |p: &PartInfo| !p.is_inline() && p.origin_epoch == self.epoch;
+        let parts = self.finished_parts()?.into_iter().filter(own).collect();
+        let lost = "deleted while this checkpoint was being written; was collect_garbage run \
+                    with a grace period shorter than a checkpoint takes?";
+        check_exist(&self.shared, parts, lost).await
     }
 
     /// Gives up this checkpoint and deletes the parts it stored.
@@ -647,6 +659,39 @@ impl CheckpointWriter {
         self.committed = true; // nothing left for Drop to do
         delete_paths(&self.shared, paths).await
     }
+}
+
+/// Checks that every part in `parts` exists with its stored size, a few at a time; a missing
+/// one is [`CheckpointError::PartMissing`] with `lost` as the likely cause.
+async fn check_exist(shared: &Shared, parts: Vec<PartInfo>, lost: &'static str) -> Result<()> {
+    futures::stream::iter(parts)
+        .map(|part| check_exists(shared, part, lost))
+        .buffer_unordered(PART_CHECKS_IN_FLIGHT)
+        .try_collect()
+        .await
+}
+
+async fn check_exists(shared: &Shared, part: PartInfo, lost: &'static str) -> Result<()> {
+    let path = layout::resolve(&shared.root, &part.path)?;
+    let meta = match shared.store.head(&path).await {
+        Ok(meta) => meta,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(CheckpointError::PartMissing {
+                name: part.name,
+                path: path.to_string(),
+                reason: lost.to_string(),
+            });
+        }
+        Err(e) => return Err(CheckpointError::store("head", &path, e)),
+    };
+    if meta.size != part.stored_size {
+        return Err(CheckpointError::corrupt(
+            format!("part {}", part.name),
+            &path,
+            format!("size {}, manifest says {}", meta.size, part.stored_size),
+        ));
+    }
+    Ok(())
 }
 
 async fn delete_paths(shared: &Shared, paths: Vec<Path>) -> Result<()> {

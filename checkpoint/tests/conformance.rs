@@ -28,6 +28,7 @@ macro_rules! conformance {
                 zombie_writer_is_fenced_by_new_generation,
                 retention_keeps_n_and_never_deletes_referenced_parts,
                 orphan_gc_spares_young_parts,
+                parts_collected_before_commit_fail_the_commit,
                 old_format_manifest_fixture_still_reads,
                 unknown_newer_format_is_a_clear_error,
                 zstd_parts_round_trip,

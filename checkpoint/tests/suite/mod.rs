@@ -510,6 +510,36 @@ pub async fn orphan_gc_spares_young_parts(url: UrlFn) {
     cp.verify().await.unwrap();
 }
 
+/// A writer slower than the grace period of a `collect_garbage` run meanwhile loses its parts
+/// to it; its commit must then fail and publish nothing, never a checkpoint that cannot be
+/// restored.
+pub async fn parts_collected_before_commit_fail_the_commit(url: UrlFn) {
+    let store = open(&url("gc-slow-writer")).await;
+    let kept = commit_simple(&store, "kept").await;
+    let mut w = store.begin().await.unwrap();
+    w.put_part("state", noise(2048, 3)).await.unwrap();
+    // Modification times are whole seconds on S3 and HDFS: age the part past a 1 s grace.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let report = store.collect_garbage(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(report.deleted.len(), 1, "{report:?}");
+
+    let err = w.commit().await.unwrap_err();
+    assert!(
+        matches!(&err, CheckpointError::PartMissing { name, .. } if name == "state"),
+        "{err}"
+    );
+    let cp = store.latest().await.unwrap().unwrap();
+    assert_eq!(cp.epoch(), kept);
+    let complete = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.state == CheckpointState::Complete)
+        .count();
+    assert_eq!(complete, 1, "no checkpoint may name the collected part");
+}
+
 pub async fn old_format_manifest_fixture_still_reads(url: UrlFn) {
     let store = open(&url("v1-fixture")).await;
     let manifest = include_bytes!("../fixtures/v1.manifest");
