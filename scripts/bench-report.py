@@ -146,8 +146,37 @@ def machine():
                 break
     except OSError:
         pass
-    fs = subprocess.run(["stat", "-f", "-c", "%T", str(ROOT)], capture_output=True, text=True).stdout.strip()
-    return f"{os.cpu_count()} × {cpu}, Linux {platform.release()}, file system {fs or '?'}"
+    return f"{os.cpu_count()} × {cpu}, Linux {platform.release()}, file system {filesystem()}"
+
+
+def run_when(rows):
+    """When a group's rows were measured: one time, or the span when they come from separate
+    runs (a filtered re-run of some of them); each ratio still pairs rows of one run."""
+    first = min(r["when"] for _, r in rows)
+    last = max(r["when"] for _, r in rows)
+    fmt = "%Y-%m-%d %H:%M UTC"
+    if (last - first).total_seconds() <= 3600:
+        return f"Run {last.strftime(fmt)}."
+    return f"Rows from separate runs between {first.strftime(fmt)} and {last.strftime(fmt)}."
+
+
+def filesystem():
+    """The type of the file system holding the repository (where the benches write), and for
+    ext4 whether it has a journal: fsync costs differ (jbd2 commit or not)."""
+    try:
+        found = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,SOURCE", "-T", str(ROOT)],
+                               capture_output=True, text=True).stdout.split()
+    except OSError:
+        found = []
+    if not found:
+        return "?"
+    fstype, source = found[0], found[1] if len(found) > 1 else ""
+    if fstype == "ext4" and source.startswith("/dev/"):
+        dev = Path(source).name
+        journals = Path("/proc/fs/jbd2")
+        if journals.is_dir() and not any(p.name.startswith(dev + "-") for p in journals.iterdir()):
+            return "ext4 (no journal)"
+    return fstype
 
 
 def svg_chart(rows, path):
@@ -270,8 +299,7 @@ def main():
     for full_id, r in sorted(results.items()):
         groups.setdefault(r["group"], []).append((full_id, r))
     for group, rows in groups.items():
-        when = max(r["when"] for _, r in rows).strftime("%Y-%m-%d %H:%M UTC")
-        lines += ["", f"## {group}", "", f"Run {when}.", "",
+        lines += ["", f"## {group}", "", run_when(rows), "",
                   "| benchmark | median | ± MAD | throughput |", "|---|---|---|---|"]
         for full_id, r in rows:
             lines.append(f"| `{full_id}` | {fmt_time(r['median_ns'])} | {fmt_time(r['mad_ns'])} | {fmt_rate(r)} |")
