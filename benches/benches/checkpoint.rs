@@ -18,7 +18,11 @@
 //! Backends: `local` (LocalFileSystem, fsync on, for both sides), `memory` (InMemory) and `s3` (a
 //! SeaweedFS server on 127.0.0.1 started by tidemark-test-servers). 1 GiB runs on local and
 //! memory; on S3 only when `TIDEMARK_BENCH_S3_1GIB=1` (each iteration uploads 1 GiB through one
-//! loopback server on 2 cores, which alone would take several minutes).
+//! loopback server on 2 cores, which alone would take several minutes). Run those cases on their own
+//! (`TIDEMARK_BENCH_S3_1GIB=1 cargo bench -p tidemark-benches --bench checkpoint -- 's3/.*/1GiB'`):
+//! SeaweedFS reclaims deleted objects' space only when its volumes are vacuumed, so a whole run
+//! writes some 70 GiB into it and, on the development machine's 62 GB of free disk, its uploads
+//! start failing with `500 InternalError`.
 
 use std::{
     sync::Arc,
