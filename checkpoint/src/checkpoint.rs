@@ -12,7 +12,7 @@ use object_store::path::Path;
 use crate::{
     CheckpointError, Epoch, checksum,
     error::Result,
-    layout,
+    fetch, layout,
     manifest::{Compression, PartInfo, Record},
     reader::{self, PartReader},
     sequence,
@@ -189,11 +189,10 @@ impl Checkpoint {
         })
     }
 
-    /// Reads a whole object and its CRC32C (computed in parallel once the bytes are in: on a
-    /// CPU-bound host that beats checksumming chunk by chunk during the transfer).
+    /// Reads a whole object and its CRC32C, checksummed while it is read.
     async fn fetch_with_crc(&self, path: &Path) -> Result<(Bytes, u32)> {
-        let bytes = sequence::get_bytes(&self.shared, path).await?;
-        Ok((bytes.clone(), checksum::crc32c_async(bytes).await))
+        let fetched = fetch::fetch(&self.shared, path, 0).await?;
+        Ok((fetched.bytes, fetched.crc))
     }
 
     /// Reads every part (streaming, a few at a time) and checks each one's stored size and

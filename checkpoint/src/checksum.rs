@@ -5,6 +5,8 @@
 //! segments checksummed on separate threads and the segment CRCs combined
 //! (`crc32c_combine`), giving the same value as one pass. Each pass runs on crc-fast.
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 
 /// Below this, one pass on the calling thread is cheaper than spawning threads.
@@ -15,10 +17,11 @@ const MAX_THREADS: usize = 4;
 /// CRC32C of `data`, computed in parallel for large buffers. Blocks: call it from a blocking
 /// context (see [`crc32c_async`]).
 pub(crate) fn crc32c(data: &[u8]) -> u32 {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_THREADS);
-    if data.len() < PARALLEL_THRESHOLD || threads < 2 {
+    if data.len() < PARALLEL_THRESHOLD {
+        return one_pass(data);
+    }
+    let threads = threads();
+    if threads < 2 {
         return one_pass(data);
     }
     let segment = data.len().div_ceil(threads);
@@ -44,11 +47,47 @@ pub(crate) fn crc32c(data: &[u8]) -> u32 {
         .map_or(0, |(crc, _)| crc)
 }
 
+/// Threads a large checksum is spread over. Asked of the OS once per process:
+/// `available_parallelism` reads cgroup files on every call (tens of µs, as much as a 1 MiB
+/// checksum).
+pub(crate) fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS)
+    })
+}
+
 /// CRC32C of `data` in one pass on this thread: the crc32c crate's values, computed with
 /// crc-fast's AVX-512 VPCLMULQDQ kernel where the CPU has one (about twice the crc32c crate's
 /// SSE4.2 speed on the development machine).
 fn one_pass(data: &[u8]) -> u32 {
     crc_fast::crc32_iscsi(data)
+}
+
+/// CRC32C of the bytes before `data` (whose CRC32C is `crc`) followed by `data`; the same
+/// value as `crc32c::crc32c_append`, computed by crc-fast.
+pub(crate) fn append(crc: u32, data: &[u8]) -> u32 {
+    // crc-fast keeps the register before the final inversion: continuing from a finished CRC
+    // starts from its complement.
+    let mut digest =
+        crc_fast::Digest::new_with_init_state(crc_fast::CrcAlgorithm::Crc32Iscsi, u64::from(!crc));
+    digest.update(data);
+    digest.finalize() as u32
+}
+
+/// CRC32C of `data` on one thread, off the async threads for large buffers: for checksums that
+/// run beside an upload, which needs the other cores.
+pub(crate) async fn crc32c_beside_io(data: Bytes) -> u32 {
+    if data.len() < PARALLEL_THRESHOLD {
+        return one_pass(&data);
+    }
+    let fallback = data.clone();
+    match tokio::task::spawn_blocking(move || one_pass(&data)).await {
+        Ok(crc) => crc,
+        Err(_) => one_pass(&fallback),
+    }
 }
 
 /// [`crc32c`] off the async threads for large buffers.
@@ -80,6 +119,25 @@ mod tests {
         ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             assert_eq!(super::crc32c(&data), crc32c::crc32c(&data), "len {len}");
+        }
+    }
+
+    #[test]
+    fn append_equals_the_crc32c_crate() {
+        let data: Vec<u8> = (0..300_000).map(|i| (i * 7 % 253) as u8).collect();
+        for (a, b) in [
+            (0, 0),
+            (0, 5),
+            (1, 100),
+            (4096, 300_000),
+            (123_457, 299_999),
+        ] {
+            let start = crc32c::crc32c(&data[..a]);
+            assert_eq!(
+                super::append(start, &data[a..b]),
+                crc32c::crc32c_append(start, &data[a..b]),
+                "{a}..{b}"
+            );
         }
     }
 

@@ -47,6 +47,7 @@ mod checkpoint;
 mod checksum;
 mod epoch;
 mod error;
+mod fetch;
 mod layout;
 mod manifest;
 mod part_writer;

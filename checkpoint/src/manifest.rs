@@ -63,7 +63,7 @@ const MAGIC: &str = "TIDEMARK-MANIFEST";
 /// The format this build writes.
 pub const CURRENT_FORMAT: u32 = 3;
 /// Length of the `crc32c <8 hex>\n` trailer.
-const TRAILER_LEN: usize = "crc32c 00000000\n".len();
+pub(crate) const TRAILER_LEN: usize = "crc32c 00000000\n".len();
 /// A frame line longer than this is damage, not a record.
 const MAX_FRAME_LINE: usize = 128;
 
@@ -303,11 +303,21 @@ impl Record {
 
     /// Decodes a whole record of any supported format; `path` is only used in errors.
     pub fn decode(bytes: &Bytes, path: &str) -> Result<Record> {
+        Self::decode_checksummed(bytes, None, path)
+    }
+
+    /// [`decode`](Self::decode) of a record whose CRC32C up to its trailer (every byte but the
+    /// last [`TRAILER_LEN`]) was computed while it was read, if it was.
+    pub fn decode_checksummed(
+        bytes: &Bytes,
+        covered_crc: Option<u32>,
+        path: &str,
+    ) -> Result<Record> {
         let corrupt = |reason: String| CheckpointError::corrupt("manifest", path, reason);
         let (version, header_end) = parse_header(bytes, &corrupt)?;
         // The frame (magic, version line, checksum trailer) is the same in every version, so a
         // damaged record is reported as corrupt before its version is judged.
-        let covered = verify_trailer(bytes, &corrupt)?;
+        let covered = verify_trailer(bytes, covered_crc, &corrupt)?;
         check_version(version, path)?;
         let record = match version {
             1 => serde_json::from_slice::<RecordV1>(&covered[header_end..])
@@ -532,9 +542,11 @@ fn decode_body(body: &[u8], corrupt: &dyn Fn(String) -> CheckpointError) -> Resu
         .map_err(|e| corrupt(format!("body does not decode: {e}")))
 }
 
-/// Checks the `crc32c` trailer and returns the bytes it covers, without their final newline.
+/// Checks the `crc32c` trailer and returns the bytes it covers, without their final newline;
+/// `covered_crc` is their checksum if the caller computed it already.
 fn verify_trailer<'a>(
     bytes: &'a [u8],
+    covered_crc: Option<u32>,
     corrupt: &dyn Fn(String) -> CheckpointError,
 ) -> Result<&'a [u8]> {
     if bytes.len() < TRAILER_LEN {
@@ -548,7 +560,7 @@ fn verify_trailer<'a>(
         .ok_or_else(|| corrupt("missing checksum trailer".into()))?;
     let stored =
         u32::from_str_radix(hex, 16).map_err(|_| corrupt(format!("bad checksum {hex:?}")))?;
-    let actual = crate::checksum::crc32c(covered);
+    let actual = covered_crc.unwrap_or_else(|| crate::checksum::crc32c(covered));
     if stored != actual {
         return Err(corrupt(format!(
             "checksum {actual:08x} does not match recorded {stored:08x}"

@@ -22,8 +22,9 @@ use object_store::{GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, Pu
 use crate::{
     CheckpointError, Epoch,
     error::Result,
+    fetch,
     layout::{self, Entry},
-    manifest::{Head, Record, RecordKind},
+    manifest::{Head, Record, RecordKind, TRAILER_LEN},
     store::Shared,
 };
 
@@ -47,12 +48,12 @@ const HEAD_PROBE: u64 = 64 * 1024;
 /// Reads and decodes the record at `seq`; `None` if there is none.
 pub(crate) async fn read_record(shared: &Shared, seq: Epoch) -> Result<Option<Record>> {
     let path = layout::manifest_path(&shared.root, seq);
-    let bytes = match get_bytes(shared, &path).await {
-        Ok(b) => b,
+    let fetched = match fetch::fetch(shared, &path, TRAILER_LEN).await {
+        Ok(f) => f,
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(e),
     };
-    Record::decode(&bytes, path.as_ref()).map(Some)
+    Record::decode_checksummed(&fetched.bytes, Some(fetched.crc), path.as_ref()).map(Some)
 }
 
 /// Reads and decodes the record at `seq` without its inline parts' bytes (see
@@ -100,18 +101,6 @@ pub(crate) async fn read_record_head(
             }
         }
     }
-}
-
-pub(crate) async fn get_bytes(shared: &Shared, path: &object_store::path::Path) -> Result<Bytes> {
-    let result = shared
-        .store
-        .get(path)
-        .await
-        .map_err(|e| CheckpointError::store("get", path, e))?;
-    result
-        .bytes()
-        .await
-        .map_err(|e| CheckpointError::store("read", path, e))
 }
 
 /// Sequence positions present in the store, ascending; with `after`, only those past it.

@@ -268,9 +268,9 @@ impl CheckpointWriter {
     ) -> Result<PartState> {
         let size = data.len() as u64;
         self.record_written(path.clone());
-        // Checksum while the bytes are uploading: on fast storage it would otherwise add its
-        // whole cost to the checkpoint.
-        let crc = checksum::crc32c_async(data.clone());
+        // Checksum while the bytes are uploading (on fast storage it would otherwise add its
+        // whole cost to the checkpoint), on one thread: the upload needs the other cores.
+        let crc = checksum::crc32c_beside_io(data.clone());
         let (crc, uploaded) = tokio::join!(crc, self.upload(path, data));
         uploaded?;
         let info = self.object_info(name, rel, (size, crc), (size, crc), Compression::None);
@@ -301,7 +301,7 @@ impl CheckpointWriter {
             return Ok(self.inline(info, stored, false));
         }
         self.record_written(path.clone());
-        let stored_crc = checksum::crc32c_async(stored.clone());
+        let stored_crc = checksum::crc32c_beside_io(stored.clone());
         let (stored_crc, uploaded) = tokio::join!(stored_crc, self.upload(path, stored));
         uploaded?;
         let info = self.object_info(
