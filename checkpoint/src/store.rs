@@ -345,7 +345,8 @@ impl CheckpointStore {
     ///
     /// Only a prefix of the sequence is ever deleted (every record older than the oldest kept
     /// checkpoint, claims included), never the newest record; `commit()` relies on this to
-    /// refuse stale writers whose epoch was taken and then retired.
+    /// refuse stale writers whose epoch was taken and then retired (and to tell that case
+    /// from retention that ran right after its own manifest landed).
     pub async fn retain_last(&self, keep: usize) -> Result<RetentionReport> {
         check_keep(keep)?;
         let shared = &self.inner.shared;

@@ -471,7 +471,10 @@ impl CheckpointWriter {
     }
 
     /// Commits: creates the manifest at this writer's epoch with put-if-absent. Either every
-    /// part becomes visible at once, or (on error) none does.
+    /// part becomes visible at once, or none does. `Ok` means committed and `Fenced` means not
+    /// committed; a store error means the outcome is unknown to this call (a response lost and
+    /// not readable back, or a failed check after the create), as with any lost response, and
+    /// `latest()` tells.
     ///
     /// Fails with [`CheckpointError::Fenced`] if the epoch was taken by another writer or a newer
     /// generation started; with [`CheckpointError::PartNotFinished`] if a streamed part was not
@@ -487,17 +490,65 @@ impl CheckpointWriter {
         // Fails early if a streamed part is not finished.
         self.check_references(&self.finished_parts()?).await?;
         self.upload_deferred().await?;
-        self.checksum_inline_while_checking_store().await?;
+        self.checksum_inline_while_checking_parts().await?;
         let (record, blob) = self.manifest()?;
-        let outcome = sequence::create(&self.shared, self.epoch, &record, &blob).await?;
+        // The retirement check runs beside the create instead of before it: one round trip
+        // less per commit. A create that landed in a retired slot is taken back below.
+        let (outcome, retired) = tokio::join!(
+            sequence::create(&self.shared, self.epoch, &record, &blob),
+            self.check_not_retired()
+        );
+        let outcome = outcome?;
+        if matches!(outcome, CreateOutcome::Created) {
+            self.confirm_not_retired(retired).await?;
+        }
         self.settle(outcome)
     }
 
-    /// Computes the checksums `put_part` left to commit while the store answers the
-    /// retirement check (see [`check_not_retired`](Self::check_not_retired)) and the check
+    /// Settles the retirement check that ran beside a create that succeeded.
+    ///
+    /// The record before this epoch being gone means one of two things. Either retention ran
+    /// after the manifest landed (it kept this checkpoint, or a newer one, and deleted older
+    /// records): the commit stands. Or this epoch was taken by another writer and retired
+    /// before the manifest landed, and the create filled a freed slot. Retention never deletes
+    /// the newest checkpoint, so in the second case records after this epoch exist; in the
+    /// first, only if they were appended after this manifest, within the moment this check
+    /// took. If any exist, the manifest is deleted again and the commit fails with
+    /// [`CheckpointError::Fenced`] (never acknowledged, so nothing acknowledged is lost).
+    async fn confirm_not_retired(&self, retired: Result<()>) -> Result<()> {
+        let fenced = match retired {
+            Ok(()) => return Ok(()),
+            Err(e @ CheckpointError::Fenced { .. }) => e,
+            // Could not tell: ask again, now that the manifest exists. An error here leaves
+            // the outcome unknown to the caller, as a lost response would.
+            Err(_) => match self.check_not_retired().await {
+                Ok(()) => return Ok(()),
+                Err(e @ CheckpointError::Fenced { .. }) => e,
+                Err(e) => return Err(e),
+            },
+        };
+        if sequence::positions(&self.shared, Some(self.epoch))
+            .await?
+            .is_empty()
+        {
+            return Ok(());
+        }
+        let path = layout::manifest_path(&self.shared.root, self.epoch);
+        tracing::warn!(epoch = %self.epoch, %path, "manifest landed in a retired slot; deleting it");
+        match self.shared.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            // Left for retention, which deletes it with the records before the newer ones.
+            Err(e) => {
+                tracing::warn!(%path, error = %e, "could not delete the manifest in a retired slot")
+            }
+        }
+        Err(fenced)
+    }
+
+    /// Computes the checksums `put_part` left to commit while the store answers the check
     /// that this writer's part objects are still there (see
     /// [`check_own_parts`](Self::check_own_parts)).
-    async fn checksum_inline_while_checking_store(&mut self) -> Result<()> {
+    async fn checksum_inline_while_checking_parts(&mut self) -> Result<()> {
         let pending: Vec<(usize, Bytes)> = self
             .parts
             .iter()
@@ -514,9 +565,7 @@ impl CheckpointWriter {
             }
             crcs
         };
-        let (retired, own, crcs) =
-            tokio::join!(self.check_not_retired(), self.check_own_parts(), checksums);
-        retired?;
+        let (own, crcs) = tokio::join!(self.check_own_parts(), checksums);
         own?;
         for ((i, _), crc) in pending.iter().zip(crcs) {
             if let PartState::Inline(info, _, pending) = &mut self.parts[*i] {
@@ -606,9 +655,9 @@ impl CheckpointWriter {
     }
 
     /// The record before this writer's epoch existed at `begin()`. Retention only ever deletes a
-    /// prefix of the sequence, so if that record is gone, this writer's position was filled by
-    /// someone else and retired since: committing into the freed slot would give the epoch a
-    /// second owner.
+    /// prefix of the sequence, so if that record is gone, this writer's position may have been
+    /// filled by someone else and retired since: committing into the freed slot would give the
+    /// epoch a second owner ([`confirm_not_retired`](Self::confirm_not_retired) decides).
     async fn check_not_retired(&self) -> Result<()> {
         let Some(previous) = self.epoch.0.checked_sub(1).map(Epoch) else {
             return Ok(());

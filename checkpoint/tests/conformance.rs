@@ -35,6 +35,7 @@ macro_rules! conformance {
                 unfinished_streamed_part_blocks_commit,
                 streamed_reads_verify_at_the_end,
                 zombie_cannot_commit_into_a_retired_epoch,
+                commit_stands_when_only_the_previous_record_vanished,
                 small_checkpoint_is_one_manifest_with_inline_parts,
                 mixed_inline_and_object_parts,
                 inline_parts_with_compression,

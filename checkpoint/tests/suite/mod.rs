@@ -692,6 +692,34 @@ pub async fn streamed_reads_verify_at_the_end(url: UrlFn) {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
 }
 
+/// The retirement check runs beside the manifest's create. The record before a writer's epoch
+/// vanishing with nothing newer in the sequence does not fence it: retention always keeps a
+/// checkpoint newer than what it deletes, so no other writer ever held this slot.
+pub async fn commit_stands_when_only_the_previous_record_vanished(url: UrlFn) {
+    let store = open(&url("vanished")).await;
+    commit_simple(&store, "first").await;
+    let mut w = store.begin().await.unwrap();
+    w.put_part("metadata", Bytes::from_static(b"second"))
+        .await
+        .unwrap();
+    let previous = Epoch(w.epoch().0 - 1);
+    store
+        .object_store()
+        .delete(&store.manifest_path(previous))
+        .await
+        .unwrap();
+    let epoch = w
+        .commit()
+        .await
+        .expect("nothing newer: the slot was never retired");
+    let latest = store.latest().await.unwrap().unwrap();
+    assert_eq!(latest.epoch(), epoch);
+    assert_eq!(
+        latest.read_part("metadata").await.unwrap(),
+        Bytes::from_static(b"second")
+    );
+}
+
 pub async fn zombie_cannot_commit_into_a_retired_epoch(url: UrlFn) {
     let location = url("retired");
     let old = open(&location).await;
