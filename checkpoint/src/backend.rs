@@ -152,6 +152,9 @@ const REMOTE_MULTIPART_THRESHOLD: usize = 64 * 1024 * 1024;
 pub(crate) struct Backend {
     pub store: Arc<dyn ObjectStore>,
     pub root: Path,
+    /// The same store when it is a local directory: whole-object reads go to its files directly
+    /// (`fetch.rs`), with paths resolved by it.
+    pub local: Option<Arc<LocalFileSystem>>,
     /// `put_part` threshold for multipart uploads (resolved from the options and the backend).
     pub multipart_threshold: usize,
 }
@@ -177,8 +180,13 @@ pub(crate) fn open(location: &str, options: &CheckpointOptions) -> Result<Backen
 
 fn open_unmasked(location: &str, options: &CheckpointOptions) -> Result<Backend> {
     let url = Url::parse(location).map_err(|e| invalid(location, e.to_string()))?;
+    let mut local = None;
     let ((store, root), remote): ((Arc<dyn ObjectStore>, Path), bool) = match url.scheme() {
-        "file" => ((open_local(location, &url)?, Path::default()), false),
+        "file" => {
+            let fs = open_local(location, &url)?;
+            local = Some(Arc::clone(&fs));
+            ((fs as Arc<dyn ObjectStore>, Path::default()), false)
+        }
         "memory" => (open_memory(location, &url)?, false),
         "s3" | "s3a" => (open_s3(location, &url, options)?, true),
         "hdfs" | "viewfs" => (open_hdfs(location, &url, options)?, true),
@@ -192,6 +200,7 @@ fn open_unmasked(location: &str, options: &CheckpointOptions) -> Result<Backend>
     Ok(Backend {
         store: Arc::new(TimeoutStore::new(store, options.request_timeout)),
         root,
+        local,
         multipart_threshold: options.multipart_threshold.unwrap_or(default_threshold),
     })
 }
@@ -205,13 +214,14 @@ pub(crate) fn from_store(
     Backend {
         store: Arc::new(TimeoutStore::new(store, options.request_timeout)),
         root,
+        local: None,
         multipart_threshold: options
             .multipart_threshold
             .unwrap_or(REMOTE_MULTIPART_THRESHOLD),
     }
 }
 
-fn open_local(location: &str, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+fn open_local(location: &str, url: &Url) -> Result<Arc<LocalFileSystem>> {
     let dir = url
         .to_file_path()
         .map_err(|_| invalid(location, "not an absolute local path"))?;

@@ -229,7 +229,7 @@ impl Checkpoint {
                 &format!("part {}", part.name),
                 &path,
                 bytes.len() as u64,
-                crc32c::crc32c(&bytes),
+                checksum::append(0, &bytes),
                 part.stored_size,
                 part.stored_crc32c,
             )?;
@@ -243,7 +243,7 @@ impl Checkpoint {
         let (mut crc, mut size) = (0u32, 0u64);
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(|e| CheckpointError::store("read", &path, e))?;
-            crc = crc32c::crc32c_append(crc, &chunk);
+            crc = crate::checksum::append(crc, &chunk);
             size += chunk.len() as u64;
         }
         check(

@@ -3,7 +3,7 @@
 //! CRC32C is cheap per byte (hardware-accelerated) but a 64 MiB part still costs milliseconds,
 //! which is a visible share of a checkpoint's time on fast storage. Large buffers are split into
 //! segments checksummed on separate threads and the segment CRCs combined
-//! (`crc32c_combine`), giving the same value as one pass. Each pass runs on crc-fast.
+//! (`combine`), giving the same value as one pass. Each pass runs on crc-fast.
 
 use std::sync::OnceLock;
 
@@ -43,7 +43,7 @@ pub(crate) fn crc32c(data: &[u8]) -> u32 {
         crcs
     });
     crcs.into_iter()
-        .reduce(|(a, _), (b, len_b)| (crc32c::crc32c_combine(a, b, len_b), 0))
+        .reduce(|(a, _), (b, len_b)| (combine(a, b, len_b), 0))
         .map_or(0, |(crc, _)| crc)
 }
 
@@ -90,6 +90,66 @@ pub(crate) async fn crc32c_beside_io(data: Bytes) -> u32 {
     }
 }
 
+/// The CRC32C of `A` followed by `B`, from `crc32c(A)`, `crc32c(B)` and `B`'s length.
+///
+/// Same value as `crc32c::crc32c_combine`, which multiplies by `x^(8 len)` through repeated
+/// matrix squaring (about 17 µs per call here, as much as checksumming 1 MiB). Here `x^(8 len)`
+/// is a product of precomputed `x^(2^k)` (zlib's method): well under a microsecond.
+pub(crate) fn combine(crc_a: u32, crc_b: u32, len_b: usize) -> u32 {
+    if len_b == 0 {
+        // An empty `B` has CRC 0; like the crc32c crate, any other value is ignored.
+        return crc_a;
+    }
+    mul_mod_p(x_pow_8n(len_b as u64), crc_a) ^ crc_b
+}
+
+/// The reflected CRC32C (Castagnoli) polynomial.
+const POLY: u32 = 0x82F6_3B78;
+
+/// `a * b` modulo the polynomial, in the reflected bit order (bit 31 is `x^0`).
+const fn mul_mod_p(a: u32, mut b: u32) -> u32 {
+    let mut m = 1u32 << 31;
+    let mut p = 0u32;
+    while m != 0 {
+        if a & m != 0 {
+            p ^= b;
+            if a & (m - 1) == 0 {
+                break;
+            }
+        }
+        m >>= 1;
+        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+    }
+    p
+}
+
+/// `X2N[k]` is `x^(2^k)` modulo the polynomial.
+const X2N: [u32; 64] = {
+    let mut table = [0u32; 64];
+    let mut p = 1u32 << 30; // x^1
+    let mut k = 0;
+    while k < 64 {
+        table[k] = p;
+        p = mul_mod_p(p, p);
+        k += 1;
+    }
+    table
+};
+
+/// `x^(8 n)` modulo the polynomial: the factor that appends `n` zero bytes.
+fn x_pow_8n(n: u64) -> u32 {
+    let mut p = 1u32 << 31; // x^0
+    let (mut n, mut k) = (n, 3usize);
+    while n != 0 {
+        if n & 1 != 0 {
+            p = mul_mod_p(X2N[k % 64], p);
+        }
+        n >>= 1;
+        k += 1;
+    }
+    p
+}
+
 /// [`crc32c`] off the async threads for large buffers.
 pub(crate) async fn crc32c_async(data: Bytes) -> u32 {
     if data.len() < PARALLEL_THRESHOLD {
@@ -119,6 +179,27 @@ mod tests {
         ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             assert_eq!(super::crc32c(&data), crc32c::crc32c(&data), "len {len}");
+        }
+    }
+
+    #[test]
+    fn combine_equals_the_crc32c_crate() {
+        let data: Vec<u8> = (0..200_000).map(|i| (i * 13 % 241) as u8).collect();
+        for split in [0, 1, 7, 4096, 99_999, 200_000] {
+            let (a, b) = data.split_at(split);
+            let (crc_a, crc_b) = (crc32c::crc32c(a), crc32c::crc32c(b));
+            assert_eq!(
+                super::combine(crc_a, crc_b, b.len()),
+                crc32c::crc32c(&data),
+                "{split}"
+            );
+        }
+        for len in [0usize, 1, 3, 1 << 20, (1 << 40) + 12_345] {
+            assert_eq!(
+                super::combine(0xDEAD_BEEF, 0x1234_5678, len),
+                crc32c::crc32c_combine(0xDEAD_BEEF, 0x1234_5678, len),
+                "{len}"
+            );
         }
     }
 

@@ -3,10 +3,14 @@
 //! A verified read used to fetch an object and then run CRC32C over it: a second pass over
 //! memory the read had just written, on the critical path. Here the checksum rides along:
 //!
-//! * **Local files** are read by positional reads straight into one buffer that is never
-//!   zeroed, split into one region per core, each region on a thread of Tokio's blocking pool.
-//!   A region is read in L2-sized steps and every step is checksummed while it is still in
-//!   cache. The region checksums are combined (`crc32c_combine`), giving the value of one pass.
+//! * **Local files** (a `file://` store) are opened at the path `LocalFileSystem` maps the
+//!   object to, sized and read in one blocking task. They are read by positional reads straight
+//!   into one buffer that is never zeroed, split into one region per core from 512 KiB: the
+//!   task reads the first region, threads of Tokio's blocking pool the others. A region is read
+//!   in L2-sized steps and every step is checksummed while it is still in cache. The region
+//!   checksums are combined (`checksum::combine`), giving the value of one pass. A store
+//!   given to `CheckpointStore::from_object_store` is read through its own `get`, then the
+//!   same way if it hands out a file.
 //! * **Streams** (S3, HDFS, memory) are checksummed chunk by chunk as chunks arrive, while the
 //!   next one is still in flight. A stream of one chunk (memory) is returned without a copy.
 //!
@@ -20,7 +24,7 @@ use std::{mem::MaybeUninit, os::fd::AsRawFd, sync::Arc};
 
 use bytes::Bytes;
 use futures::{StreamExt, stream::BoxStream};
-use object_store::{GetResultPayload, ObjectStoreExt, path::Path};
+use object_store::{GetResultPayload, ObjectStoreExt, local::LocalFileSystem, path::Path};
 
 use crate::{CheckpointError, checksum, error::Result, store::Shared};
 
@@ -40,6 +44,9 @@ pub(crate) struct Fetched {
 /// Reads the object at `path` whole, checksumming all but its last `unchecked_tail` bytes on
 /// the way (see the module docs).
 pub(crate) async fn fetch(shared: &Shared, path: &Path, unchecked_tail: usize) -> Result<Fetched> {
+    if let Some(local) = &shared.local {
+        return fetch_local(local, path, unchecked_tail).await;
+    }
     let result = shared
         .store
         .get(path)
@@ -50,45 +57,104 @@ pub(crate) async fn fetch(shared: &Shared, path: &Path, unchecked_tail: usize) -
     let covered = size.saturating_sub(unchecked_tail);
     match result.payload {
         GetResultPayload::File(file, _) => {
-            read_file(file, size, covered)
-                .await
-                .map_err(|e| CheckpointError::Io {
-                    context: format!("reading {path}"),
-                    source: e,
-                })
+            let read = tokio::task::spawn_blocking(move || read_file(file, size, covered));
+            read.await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+                .map_err(|e| io_error(path, e))
         }
         GetResultPayload::Stream(stream) => read_stream(stream, size, covered, path).await,
     }
 }
 
-/// Reads `size` bytes of `file` into one buffer, one region per core, each region on a thread
-/// of the blocking pool (see the module docs). The buffer is filled by the reads themselves: it
-/// is never zeroed first.
-async fn read_file(file: std::fs::File, size: usize, covered: usize) -> std::io::Result<Fetched> {
-    let regions = if size < LOCAL_PARALLEL_MIN {
-        1
-    } else {
-        checksum::threads()
+/// [`fetch`] from a local directory: the file `LocalFileSystem` keeps the object in is opened,
+/// sized and read in one blocking task (an object_store `get` would open it in one task and
+/// read it in another, one dispatch more on the critical path).
+async fn fetch_local(
+    local: &LocalFileSystem,
+    path: &Path,
+    unchecked_tail: usize,
+) -> Result<Fetched> {
+    let file_path = local
+        .path_to_filesystem(path)
+        .map_err(|e| CheckpointError::store("get", path, e))?;
+    let location = path.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let not_found = |e: std::io::Error| {
+            let source = object_store::Error::NotFound {
+                path: location.to_string(),
+                source: Box::new(e),
+            };
+            CheckpointError::store("get", &location, source)
+        };
+        let file = match std::fs::File::open(&file_path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found(e)),
+            Err(e) => return Err(io_error(&location, e)),
+        };
+        let meta = file.metadata().map_err(|e| io_error(&location, e))?;
+        if meta.is_dir() {
+            return Err(not_found(std::io::Error::other("is a directory")));
+        }
+        let size = usize::try_from(meta.len()).map_err(|_| {
+            CheckpointError::corrupt("object", &location, "size does not fit in memory")
+        })?;
+        read_file(file, size, size.saturating_sub(unchecked_tail))
+            .map_err(|e| io_error(&location, e))
+    });
+    read.await
+        .map_err(|e| io_error(path, std::io::Error::other(e)))?
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> CheckpointError {
+    CheckpointError::Io {
+        context: format!("reading {path}"),
+        source,
+    }
+}
+
+/// Reads `size` bytes of `file` into one buffer, one region per core: the calling (blocking)
+/// thread reads the first, threads of Tokio's blocking pool the others (see the module docs).
+/// The buffer is filled by the reads themselves: it is never zeroed first.
+fn read_file(file: std::fs::File, size: usize, covered: usize) -> std::io::Result<Fetched> {
+    let pool = tokio::runtime::Handle::try_current().ok();
+    let regions = match &pool {
+        Some(_) if size >= LOCAL_PARALLEL_MIN => checksum::threads(),
+        _ => 1,
     };
-    let region = size.div_ceil(regions.max(1)).max(1);
+    let region = size.div_ceil(regions).max(1);
+    let count = size.div_ceil(region);
     let (file, buf) = (Arc::new(file), Arc::new(FillBuf::new(size)));
-    let tasks: Vec<_> = (0..size.div_ceil(region))
-        .map(|i| {
-            let (file, buf) = (Arc::clone(&file), Arc::clone(&buf));
-            let start = i * region;
-            let len = region.min(size - start);
-            tokio::task::spawn_blocking(move || {
-                // SAFETY: task `i` alone writes `start..start + len`: the regions are disjoint,
-                // and `buf` is only read (`Filled`) once every task has finished.
-                let slot = unsafe { buf.region(start, len) };
-                read_region(&file, slot, start, covered)
-            })
-        })
-        .collect();
+    let (done, results) = std::sync::mpsc::channel();
+    for i in 1..count {
+        let (file, buf, done) = (Arc::clone(&file), Arc::clone(&buf), done.clone());
+        let (start, len) = (i * region, region.min(size - i * region));
+        let task = move || {
+            // SAFETY: task `i` alone writes `start..start + len`: the regions are disjoint, and
+            // `buf` is only read (`Filled`) once every region's result has arrived.
+            let slot = unsafe { buf.region(start, len) };
+            // The receiver only goes away when the read already failed.
+            let _ = done.send((i, read_region(&file, slot, start, covered)));
+        };
+        if let Some(pool) = &pool {
+            drop(pool.spawn_blocking(task));
+        }
+    }
+    drop(done);
+    let mut crcs = vec![None; count];
+    if count > 0 {
+        // SAFETY: as above, for region 0, which only this thread writes.
+        let slot = unsafe { buf.region(0, region.min(size)) };
+        crcs[0] = Some(read_region(&file, slot, 0, covered)?);
+    }
+    for (i, result) in results.iter().take(count.saturating_sub(1)) {
+        crcs[i] = Some(result?);
+    }
     let mut crc = 0u32;
-    for task in tasks {
-        let (region_crc, len) = task.await.map_err(std::io::Error::other)??;
-        crc = crc32c::crc32c_combine(crc, region_crc, len);
+    for part in crcs {
+        let (region_crc, len) =
+            part.ok_or_else(|| std::io::Error::other("a region's read did not finish"))?;
+        crc = checksum::combine(crc, region_crc, len);
     }
     Ok(Fetched {
         bytes: Bytes::from_owner(Filled(buf)),
@@ -251,7 +317,10 @@ mod tests {
             for tail in [0, 16, LOCAL_STEP + 1] {
                 let file = std::fs::File::open(&path).expect("open");
                 let covered = len.saturating_sub(tail);
-                let got = read_file(file, len, covered).await.expect("read");
+                let got = tokio::task::spawn_blocking(move || read_file(file, len, covered))
+                    .await
+                    .expect("join")
+                    .expect("read");
                 assert_eq!(&got.bytes[..], &bytes[..], "len {len}");
                 assert_eq!(
                     got.crc,
@@ -268,7 +337,8 @@ mod tests {
         let path = dir.path().join("short");
         std::fs::write(&path, data(1000)).expect("write");
         let file = std::fs::File::open(&path).expect("open");
-        assert!(read_file(file, 2 * LOCAL_PARALLEL_MIN, 0).await.is_err());
+        let read = tokio::task::spawn_blocking(move || read_file(file, 2 * LOCAL_PARALLEL_MIN, 0));
+        assert!(read.await.expect("join").is_err());
     }
 
     #[tokio::test]

@@ -266,7 +266,7 @@ impl Record {
         let mut crc = crc32c::crc32c(&head);
         for part in self.parts.iter().filter(|p| p.is_inline()) {
             let len = usize::try_from(part.stored_size).map_err(|_| too_big(self.epoch))?;
-            crc = crc32c::crc32c_combine(crc, part.stored_crc32c, len);
+            crc = crate::checksum::combine(crc, part.stored_crc32c, len);
         }
         crc = crc32c::crc32c_append(crc, b"\n");
         let tail = format!("\ncrc32c {crc:08x}\n");

@@ -105,7 +105,7 @@ impl PartWriter {
 
     /// Moves stored bytes into the pending buffer, accounting for them.
     fn stage(&mut self, stored: Vec<u8>) {
-        self.info.stored_crc32c = crc32c::crc32c_append(self.info.stored_crc32c, &stored);
+        self.info.stored_crc32c = crate::checksum::append(self.info.stored_crc32c, &stored);
         self.info.stored_size += stored.len() as u64;
         if self.pending_from == self.pending.len() {
             self.pending = stored;
@@ -140,7 +140,8 @@ impl PartWriter {
         let accepted = match self.encoder.as_mut() {
             None => {
                 let n = ready!(Pin::new(&mut self.upload).poll_write(cx, buf))?;
-                self.info.stored_crc32c = crc32c::crc32c_append(self.info.stored_crc32c, &buf[..n]);
+                self.info.stored_crc32c =
+                    crate::checksum::append(self.info.stored_crc32c, &buf[..n]);
                 self.info.stored_size += n as u64;
                 n
             }
@@ -151,7 +152,7 @@ impl PartWriter {
                 buf.len()
             }
         };
-        self.info.crc32c = crc32c::crc32c_append(self.info.crc32c, &buf[..accepted]);
+        self.info.crc32c = crate::checksum::append(self.info.crc32c, &buf[..accepted]);
         self.info.size += accepted as u64;
         Poll::Ready(Ok(accepted))
     }

@@ -161,7 +161,7 @@ impl PartReader {
     fn emit(&mut self, from: &[u8], buf: &mut ReadBuf<'_>) -> usize {
         let n = from.len().min(buf.remaining());
         buf.put_slice(&from[..n]);
-        self.crc = crc32c::crc32c_append(self.crc, &from[..n]);
+        self.crc = crate::checksum::append(self.crc, &from[..n]);
         self.size += n as u64;
         n
     }
@@ -247,7 +247,7 @@ impl PartReader {
             match ready!(Pin::new(&mut self.stream).poll_next(cx)) {
                 Some(chunk) => {
                     let chunk = chunk.map_err(std::io::Error::other)?;
-                    self.stored_crc = crc32c::crc32c_append(self.stored_crc, &chunk);
+                    self.stored_crc = crate::checksum::append(self.stored_crc, &chunk);
                     self.stored_size += chunk.len() as u64;
                     self.input = chunk;
                 }

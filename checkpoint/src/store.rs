@@ -26,6 +26,8 @@ const READ_CONCURRENCY: usize = 8;
 pub(crate) struct Shared {
     pub store: Arc<dyn ObjectStore>,
     pub root: Path,
+    /// `store` itself when it is a local directory (see `backend::Backend::local`).
+    pub local: Option<Arc<object_store::local::LocalFileSystem>>,
     pub options: CheckpointOptions,
     /// `put_part` uses a multipart upload from this many stored bytes on.
     pub multipart_threshold: usize,
@@ -203,6 +205,7 @@ impl CheckpointStore {
                 shared: Arc::new(Shared {
                     store: backend.store,
                     root: backend.root,
+                    local: backend.local,
                     options,
                     multipart_threshold: backend.multipart_threshold,
                 }),
