@@ -20,7 +20,14 @@
 //! reported is an error, never a short buffer. Nothing here compares the checksum with an
 //! expected one: the caller does.
 
-use std::{mem::MaybeUninit, os::fd::AsRawFd, sync::Arc};
+use std::{
+    mem::MaybeUninit,
+    os::fd::AsRawFd,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use bytes::Bytes;
 use futures::{StreamExt, stream::BoxStream};
@@ -116,25 +123,39 @@ fn io_error(path: &Path, source: std::io::Error) -> CheckpointError {
 /// Reads `size` bytes of `file` into one buffer, one region per core: the calling (blocking)
 /// thread reads the first, threads of Tokio's blocking pool the others (see the module docs).
 /// The buffer is filled by the reads themselves: it is never zeroed first.
+///
+/// A region no pool thread has started yet when the calling thread is done with its own is
+/// read by the calling thread: a busy (or one-thread) blocking pool slows a read down, it never
+/// deadlocks it.
 fn read_file(file: std::fs::File, size: usize, covered: usize) -> std::io::Result<Fetched> {
     let pool = tokio::runtime::Handle::try_current().ok();
     let regions = match &pool {
         Some(_) if size >= LOCAL_PARALLEL_MIN => checksum::threads(),
         _ => 1,
     };
-    let region = size.div_ceil(regions).max(1);
-    let count = size.div_ceil(region);
-    let (file, buf) = (Arc::new(file), Arc::new(FillBuf::new(size)));
+    let plan = Regions {
+        size,
+        len: size.div_ceil(regions).max(1),
+        covered,
+    };
+    let count = size.div_ceil(plan.len);
+    let file = Arc::new(file);
+    let buf = Arc::new(FillBuf::new(size));
+    let claimed: Arc<Vec<AtomicBool>> =
+        Arc::new((0..count).map(|_| AtomicBool::new(false)).collect());
     let (done, results) = std::sync::mpsc::channel();
     for i in 1..count {
-        let (file, buf, done) = (Arc::clone(&file), Arc::clone(&buf), done.clone());
-        let (start, len) = (i * region, region.min(size - i * region));
+        let (file, buf, claimed, done) = (
+            Arc::clone(&file),
+            Arc::clone(&buf),
+            Arc::clone(&claimed),
+            done.clone(),
+        );
         let task = move || {
-            // SAFETY: task `i` alone writes `start..start + len`: the regions are disjoint, and
-            // `buf` is only read (`Filled`) once every region's result has arrived.
-            let slot = unsafe { buf.region(start, len) };
-            // The receiver only goes away when the read already failed.
-            let _ = done.send((i, read_region(&file, slot, start, covered)));
+            if !claimed[i].swap(true, Ordering::AcqRel) {
+                // The receiver only goes away when the read already failed.
+                let _ = done.send((i, plan.read(&file, &buf, i)));
+            }
         };
         if let Some(pool) = &pool {
             drop(pool.spawn_blocking(task));
@@ -142,12 +163,15 @@ fn read_file(file: std::fs::File, size: usize, covered: usize) -> std::io::Resul
     }
     drop(done);
     let mut crcs = vec![None; count];
-    if count > 0 {
-        // SAFETY: as above, for region 0, which only this thread writes.
-        let slot = unsafe { buf.region(0, region.min(size)) };
-        crcs[0] = Some(read_region(&file, slot, 0, covered)?);
+    let mut awaited = 0;
+    for (i, crc) in crcs.iter_mut().enumerate() {
+        if claimed[i].swap(true, Ordering::AcqRel) {
+            awaited += 1;
+        } else {
+            *crc = Some(plan.read(&file, &buf, i)?);
+        }
     }
-    for (i, result) in results.iter().take(count.saturating_sub(1)) {
+    for (i, result) in results.iter().take(awaited) {
         crcs[i] = Some(result?);
     }
     let mut crc = 0u32;
@@ -160,6 +184,28 @@ fn read_file(file: std::fs::File, size: usize, covered: usize) -> std::io::Resul
         bytes: Bytes::from_owner(Filled(buf)),
         crc,
     })
+}
+
+/// How a local read splits its buffer: regions of `len` bytes (the last one shorter) of a
+/// `size`-byte file, checksummed below `covered`.
+#[derive(Clone, Copy)]
+struct Regions {
+    size: usize,
+    len: usize,
+    covered: usize,
+}
+
+impl Regions {
+    /// Reads region `i` of the file into its place in `buf`. Call at most once per region
+    /// (the `claimed` flags of `read_file` see to it).
+    fn read(&self, file: &std::fs::File, buf: &FillBuf, i: usize) -> std::io::Result<(u32, usize)> {
+        let start = i * self.len;
+        let len = self.len.min(self.size - start);
+        // SAFETY: region `i` is read once, by whoever claimed it, and regions are disjoint;
+        // `buf` is only read (`Filled`) once every region's result is in.
+        let slot = unsafe { buf.region(start, len) };
+        read_region(file, slot, start, self.covered)
+    }
 }
 
 /// A buffer filled by several blocking tasks, each through its own disjoint region. Shared by
@@ -329,6 +375,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_one_thread_blocking_pool_reads_every_region_itself() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bytes = data(3 * LOCAL_PARALLEL_MIN + 5);
+        let path = dir.path().join("f");
+        std::fs::write(&path, &bytes).expect("write");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .build()
+            .expect("runtime");
+        let got = runtime.block_on(async {
+            let file = std::fs::File::open(&path).expect("open");
+            let len = bytes.len();
+            tokio::task::spawn_blocking(move || read_file(file, len, len))
+                .await
+                .expect("join")
+                .expect("read")
+        });
+        assert_eq!(&got.bytes[..], &bytes[..]);
+        assert_eq!(got.crc, crc32c::crc32c(&bytes));
     }
 
     #[tokio::test]

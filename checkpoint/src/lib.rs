@@ -50,6 +50,7 @@ mod error;
 mod fetch;
 mod layout;
 mod manifest;
+mod part_check;
 mod part_writer;
 mod reader;
 pub mod redact;

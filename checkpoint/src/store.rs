@@ -7,7 +7,7 @@ use std::{
 };
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, path::Path};
+use object_store::{ObjectMeta, ObjectStore, path::Path};
 
 use crate::{
     Checkpoint, CheckpointError, CheckpointInfo, CheckpointState, CheckpointWriter, Epoch,
@@ -16,7 +16,7 @@ use crate::{
     error::Result,
     layout::{self, Entry},
     manifest::{Record, RecordKind},
-    redact, sequence,
+    part_check, redact, sequence,
 };
 
 /// Records read at once when listing.
@@ -446,18 +446,8 @@ fn cutoff_ms(grace: Duration) -> i64 {
 /// Why a checkpoint's parts are not all there, if they are not.
 async fn missing_parts(shared: &Shared, record: &Record) -> Result<Option<String>> {
     let checks = record.object_parts().map(|part| async move {
-        let path = layout::resolve(&shared.root, &part.path)?;
-        match shared.store.head(&path).await {
-            Ok(meta) if meta.size == part.stored_size => Ok(None),
-            Ok(meta) => Ok(Some(format!(
-                "part {:?} is {} bytes, manifest says {}",
-                part.name, meta.size, part.stored_size
-            ))),
-            Err(object_store::Error::NotFound { .. }) => {
-                Ok(Some(format!("part {:?} is missing", part.name)))
-            }
-            Err(e) => Err(CheckpointError::store("head", &path, e)),
-        }
+        let problem = part_check::part_problem(shared, part).await?;
+        Ok::<_, CheckpointError>(problem.map(|p| p.describe(part)))
     });
     let problems: Vec<Option<String>> = futures::stream::iter(checks)
         .buffered(READ_CONCURRENCY)
@@ -775,7 +765,7 @@ impl Inventory {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use object_store::PutPayload;
+    use object_store::{ObjectStoreExt, PutPayload};
 
     use super::*;
 

@@ -14,6 +14,7 @@ use crate::{
     error::Result,
     layout,
     manifest::{CURRENT_FORMAT, Compression, PartInfo, PartStorage, Record, RecordKind},
+    part_check::{self, PartProblem},
     part_writer::{PartSlot, PartWriter},
     sequence::{self, CreateOutcome},
     store::{Shared, TailHint, now_unix_ms, random_id},
@@ -721,26 +722,19 @@ async fn check_exist(shared: &Shared, parts: Vec<PartInfo>, lost: &'static str) 
 }
 
 async fn check_exists(shared: &Shared, part: PartInfo, lost: &'static str) -> Result<()> {
-    let path = layout::resolve(&shared.root, &part.path)?;
-    let meta = match shared.store.head(&path).await {
-        Ok(meta) => meta,
-        Err(object_store::Error::NotFound { .. }) => {
-            return Err(CheckpointError::PartMissing {
-                name: part.name,
-                path: path.to_string(),
-                reason: lost.to_string(),
-            });
-        }
-        Err(e) => return Err(CheckpointError::store("head", &path, e)),
-    };
-    if meta.size != part.stored_size {
-        return Err(CheckpointError::corrupt(
+    match part_check::part_problem(shared, &part).await? {
+        None => Ok(()),
+        Some(PartProblem::Missing) => Err(CheckpointError::PartMissing {
+            path: layout::resolve(&shared.root, &part.path)?.to_string(),
+            name: part.name,
+            reason: lost.to_string(),
+        }),
+        Some(PartProblem::WrongSize(size)) => Err(CheckpointError::corrupt(
             format!("part {}", part.name),
-            &path,
-            format!("size {}, manifest says {}", meta.size, part.stored_size),
-        ));
+            layout::resolve(&shared.root, &part.path)?,
+            format!("size {size}, manifest says {}", part.stored_size),
+        )),
     }
-    Ok(())
 }
 
 async fn delete_paths(shared: &Shared, paths: Vec<Path>) -> Result<()> {

@@ -1,0 +1,43 @@
+//! Whether a part object a manifest names is in the store as the manifest records it.
+//!
+//! One HEAD per part; only the size is compared (the checksum needs the bytes: see
+//! [`crate::Checkpoint::verify`]). Used by `latest()` and `list()` to judge a checkpoint, and by
+//! `commit()` before it publishes a manifest.
+
+use object_store::ObjectStoreExt;
+
+use crate::{CheckpointError, error::Result, layout, manifest::PartInfo, store::Shared};
+
+/// What is wrong with a part object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PartProblem {
+    /// No object at the part's path.
+    Missing,
+    /// An object of this many bytes, not the manifest's `stored_size`.
+    WrongSize(u64),
+}
+
+impl PartProblem {
+    /// The problem in words, naming the part.
+    pub(crate) fn describe(self, part: &PartInfo) -> String {
+        match self {
+            PartProblem::Missing => format!("part {:?} is missing", part.name),
+            PartProblem::WrongSize(size) => format!(
+                "part {:?} is {size} bytes, manifest says {}",
+                part.name, part.stored_size
+            ),
+        }
+    }
+}
+
+/// HEADs `part`'s object and compares its size with the manifest's; `None` if it is as
+/// recorded. A store error other than "not found" is an error, not a problem of the part.
+pub(crate) async fn part_problem(shared: &Shared, part: &PartInfo) -> Result<Option<PartProblem>> {
+    let path = layout::resolve(&shared.root, &part.path)?;
+    match shared.store.head(&path).await {
+        Ok(meta) if meta.size == part.stored_size => Ok(None),
+        Ok(meta) => Ok(Some(PartProblem::WrongSize(meta.size))),
+        Err(object_store::Error::NotFound { .. }) => Ok(Some(PartProblem::Missing)),
+        Err(e) => Err(CheckpointError::store("head", &path, e)),
+    }
+}
