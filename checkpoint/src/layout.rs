@@ -2,12 +2,18 @@
 //!
 //! ```text
 //! <root>/manifests/<seq:020>.manifest                 sequence records (manifests and claims)
-//! <root>/parts/<epoch:020>/<generation:020>-<writer>/<part name, percent-encoded>
+//! <root>/parts/<epoch:020>-<generation:020>-<writer>-<part name, percent-encoded>
 //! ```
 //!
-//! Sequence numbers are zero-padded so lexical order is numeric order. Each writer stores its
-//! parts under its own directory (`writer` is 128 random bits), so part objects never collide and
-//! are never overwritten; a part only becomes reachable through a manifest that names it.
+//! Sequence numbers are zero-padded so lexical order is numeric order. Each writer's part names
+//! carry its id (`writer` is 128 random bits, in hex), so part objects never collide and are
+//! never overwritten; a part only becomes reachable through a manifest that names it.
+//!
+//! Parts sit side by side in one directory: on local disk a checkpoint then creates no
+//! directory, and every directory a write creates costs an fsync of its parent (three per
+//! checkpoint with the earlier layout). Stores written with that earlier layout,
+//! `parts/<epoch:020>/<generation:020>-<writer>/<name>`, stay readable: manifests record each
+//! part's path, and [`classify`] knows both.
 
 use object_store::path::{Path, PathPart};
 
@@ -36,11 +42,6 @@ fn manifest_file(seq: Epoch) -> String {
     format!("{:020}{MANIFEST_SUFFIX}", seq.0)
 }
 
-/// The directory (relative to the root) a writer stores its parts in.
-pub(crate) fn writer_dir(epoch: Epoch, generation: u64, writer_id: &str) -> String {
-    format!("{PARTS}/{:020}/{generation:020}-{writer_id}", epoch.0)
-}
-
 /// The path (relative to the root) of a writer's part.
 pub(crate) fn part_rel_path(
     epoch: Epoch,
@@ -55,8 +56,8 @@ pub(crate) fn part_rel_path(
     }
     let encoded = PathPart::from(name);
     Ok(format!(
-        "{}/{}",
-        writer_dir(epoch, generation, writer_id),
+        "{PARTS}/{:020}-{generation:020}-{writer_id}-{}",
+        epoch.0,
         encoded.as_ref()
     ))
 }
@@ -84,6 +85,34 @@ pub(crate) enum Entry {
     Other,
 }
 
+/// A part entry from the fields of its path, or `Other` if they do not parse.
+fn part_entry(
+    epoch: Option<&str>,
+    generation_writer: Option<(&str, &str)>,
+    name: Option<&str>,
+    parts: &[PathPart<'_>],
+) -> Entry {
+    let parsed = (|| {
+        let epoch = epoch?.parse::<u64>().ok()?;
+        let (generation, writer) = generation_writer?;
+        let generation = generation.parse::<u64>().ok()?;
+        (!writer.is_empty() && !name?.is_empty()).then_some((epoch, generation, writer))
+    })();
+    match parsed {
+        Some((epoch, generation, writer)) => Entry::Part {
+            epoch: Epoch(epoch),
+            generation,
+            writer_id: writer.to_string(),
+            rel: parts
+                .iter()
+                .map(|p| p.as_ref())
+                .collect::<Vec<_>>()
+                .join("/"),
+        },
+        None => Entry::Other,
+    }
+}
+
 /// Classifies an object path under `root`.
 pub(crate) fn classify(root: &Path, path: &Path) -> Entry {
     let Some(rest) = path.prefix_match(root) else {
@@ -96,27 +125,19 @@ pub(crate) fn classify(root: &Path, path: &Path) -> Entry {
             .strip_suffix(MANIFEST_SUFFIX)
             .and_then(|n| n.parse().ok())
             .map_or(Entry::Other, |n| Entry::Manifest(Epoch(n))),
-        [dir, epoch, writer, _name] if dir.as_ref() == PARTS => {
-            let parsed = epoch.as_ref().parse::<u64>().ok().zip(
-                writer
-                    .as_ref()
-                    .split_once('-')
-                    .and_then(|(g, w)| Some((g.parse::<u64>().ok()?, w.to_string()))),
-            );
-            match parsed {
-                Some((epoch, (generation, writer_id))) => Entry::Part {
-                    epoch: Epoch(epoch),
-                    generation,
-                    writer_id,
-                    rel: parts
-                        .iter()
-                        .map(|p| p.as_ref())
-                        .collect::<Vec<_>>()
-                        .join("/"),
-                },
-                None => Entry::Other,
-            }
+        [dir, file] if dir.as_ref() == PARTS => {
+            let mut fields = file.as_ref().splitn(4, '-');
+            let (epoch, generation, writer, name) =
+                (fields.next(), fields.next(), fields.next(), fields.next());
+            part_entry(epoch, generation.zip(writer), name, &parts)
         }
+        // The earlier layout: parts/<epoch>/<generation>-<writer>/<name>.
+        [dir, epoch, writer, name] if dir.as_ref() == PARTS => part_entry(
+            Some(epoch.as_ref()),
+            writer.as_ref().split_once('-'),
+            Some(name.as_ref()),
+            &parts,
+        ),
         _ => Entry::Other,
     }
 }
@@ -145,7 +166,46 @@ mod tests {
     }
 
     #[test]
-    fn hostile_names_stay_in_the_writer_directory() {
+    fn parts_of_the_earlier_layout_classify() {
+        let root = Path::from("a");
+        let rel = "parts/00000000000000000003/00000000000000000001-abc/state";
+        assert_eq!(
+            classify(&root, &resolve(&root, rel).unwrap()),
+            Entry::Part {
+                epoch: Epoch(3),
+                generation: 1,
+                writer_id: "abc".into(),
+                rel: rel.into()
+            }
+        );
+        for other in [
+            "parts/x/1-w/n",
+            "parts/3/w/n",
+            "parts/3-1-w",
+            "parts/3-1--n",
+        ] {
+            let path = resolve(&root, other).unwrap();
+            assert_eq!(classify(&root, &path), Entry::Other, "{other}");
+        }
+    }
+
+    #[test]
+    fn names_with_dashes_keep_writer_and_name_apart() {
+        let root = Path::from("a");
+        let rel = part_rel_path(Epoch(9), 2, "w1", "a-b-c").unwrap();
+        assert_eq!(
+            classify(&root, &resolve(&root, &rel).unwrap()),
+            Entry::Part {
+                epoch: Epoch(9),
+                generation: 2,
+                writer_id: "w1".into(),
+                rel
+            }
+        );
+    }
+
+    #[test]
+    fn hostile_names_stay_one_part_object() {
         for name in ["..", ".", "a/../../b", "/", "%2F"] {
             let rel = part_rel_path(Epoch(1), 1, "w", name).unwrap();
             let full = resolve(&Path::from("root"), &rel).unwrap();

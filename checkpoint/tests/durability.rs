@@ -85,10 +85,11 @@ fn parent() {
     trace.fsynced(&base, 0, opened);
 
     // The part object: its staging file synced before the rename that publishes it, and the
-    // directory holding it (created for it, up to the root) synced before put_part returned.
+    // directory holding it (created for the first part, up to the root) synced before put_part
+    // returned.
     let part = trace
         .published("rename", |dst| {
-            dst.contains("/parts/") && dst.ends_with("/state")
+            dst.contains("/parts/") && dst.ends_with("-state")
         })
         .into_iter()
         .next()
