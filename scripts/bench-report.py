@@ -5,7 +5,12 @@ Reads every target/criterion/**/new/{benchmark,estimates}.json, tabulates the
 medians per group, and computes the ratios declared in benches/ratios.toml.
 Nothing here is typed by hand: rerun the benchmarks, rerun this script.
 
-Usage: python3 scripts/bench-report.py [--criterion-dir DIR] [--out BENCHMARKS.md]
+Usage: python3 scripts/bench-report.py [--criterion-dir DIR] [--out BENCHMARKS.md] [--carry-over FILE]
+
+With --carry-over (usually the current BENCHMARKS.md), what this criterion output does not
+hold (groups not re-run, on a fresh checkout or after `--bench <name>`) is copied from that
+earlier report: its group sections verbatim (with the date they ran), its ratio rows, and its
+comparison section. Nothing carried over is recomputed or edited.
 """
 import argparse
 import datetime
@@ -257,11 +262,40 @@ def comparison_section(results, specs):
     return lines
 
 
+def earlier_report(path):
+    """An earlier BENCHMARKS.md as {section heading: lines} and {ratio row prefix: line}."""
+    sections, rows = {}, {}
+    if not path:
+        return sections, rows
+    current = None
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip()
+            sections[current] = [line]
+        elif current is not None:
+            sections[current].append(line)
+        if current == "Ratios" and line.startswith("| ") and " | " in line:
+            rows[line.split(" | ", 1)[0]] = line
+    for lines in sections.values():
+        while lines and not lines[-1].strip():
+            lines.pop()
+    return sections, rows
+
+
+def carried_ratio(line):
+    """The ratio value of a carried-over row, for the chart."""
+    m = re.search(r"\| ([0-9.]+)x \|", line)
+    return float(m.group(1)) if m else None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--criterion-dir", default=str(ROOT / "target" / "criterion"))
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--carry-over", default=None,
+                    help="an earlier report whose groups, ratio rows and comparison fill in what was not re-run")
     args = ap.parse_args()
+    old_sections, old_rows = earlier_report(args.carry_over)
     results = load_results(Path(args.criterion_dir))
     specs = tomllib.loads((ROOT / "benches" / "ratios.toml").read_text())
     lines = ["# Benchmarks", "",
@@ -269,15 +303,21 @@ def main():
              "Every figure is a criterion **median** (± median absolute deviation); every claim is a ratio",
              "between two benchmarks of the same run. These machines are shared and noisy: compare ratios, not absolutes.", "",
              f"- Machine: {machine()}",
-             "- Reproduce: `cargo bench -p tidemark-benches` (or `--bench <name>` for one file), then `python3 scripts/bench-report.py`", ""]
+             "- Reproduce: `cargo bench -p tidemark-benches` (or `--bench <name>` for one file), then `python3 scripts/bench-report.py`",
+             "  (after a partial run: `--carry-over BENCHMARKS.md` keeps the sections and ratio rows of groups not re-run, "
+             "as they were; each group section says when it ran)", ""]
     lines += ["## Ratios", "", "| claim | ratio | target | verdict |", "|---|---|---|---|"]
     chart = []
     for spec in specs.get("ratio", []):
         v = ratio_value(spec, results)
         t = spec.get("target")
+        head = f"| {spec['name']} (`{spec['numerator']}` vs `{spec['denominator']}`)"
+        if v is None and head in old_rows:
+            lines.append(old_rows[head])
+            chart.append((spec["name"], carried_ratio(old_rows[head]), t))
+            continue
         verdict = "not measured" if v is None else ("—" if t is None else ("meets" if v >= t else "**misses**"))
-        lines.append(f"| {spec['name']} (`{spec['numerator']}` vs `{spec['denominator']}`) | "
-                     f"{'' if v is None else f'{v:.2f}x'} | {'' if t is None else f'>= {t}x'} | {verdict} |")
+        lines.append(f"{head} | {'' if v is None else f'{v:.2f}x'} | {'' if t is None else f'>= {t}x'} | {verdict} |")
         chart.append((spec["name"], v, t))
     for spec in specs.get("absolute", []):
         r = results.get(spec["id"])
@@ -286,10 +326,14 @@ def main():
         verdict = "not measured" if ps is None else ("—" if t is None else ("meets" if ps[0] >= t else "**misses**"))
         val = "" if ps is None else f"{ps[0]:.2f} {ps[1]}"
         bar = "" if t is None else ">= {} {}".format(t, spec.get("unit", ""))
-        lines.append(f"| {spec['name']} (`{spec['id']}`) | {val} | {bar} | {verdict} |")
+        head = f"| {spec['name']} (`{spec['id']}`)"
+        if ps is None and head in old_rows:
+            lines.append(old_rows[head])
+            continue
+        lines.append(f"{head} | {val} | {bar} | {verdict} |")
     if svg_chart(chart, ROOT / "docs" / "benchmarks.svg"):
         lines += ["", "![ratios](docs/benchmarks.svg)"]
-    comparison = comparison_section(results, specs)
+    comparison = comparison_section(results, specs) or old_sections.get("Comparison", [])
     if comparison:
         lines += [""] + comparison
     notes = ROOT / "benches" / "notes.md"
@@ -298,7 +342,13 @@ def main():
     groups = {}
     for full_id, r in sorted(results.items()):
         groups.setdefault(r["group"], []).append((full_id, r))
-    for group, rows in groups.items():
+    carried = {name: section for name, section in old_sections.items()
+               if name not in groups and name not in ("Ratios", "Comparison", "How to read these figures")}
+    for group in sorted(set(groups) | set(carried)):
+        if group not in groups:
+            lines += [""] + carried[group]
+            continue
+        rows = groups[group]
         lines += ["", f"## {group}", "", run_when(rows), "",
                   "| benchmark | median | ± MAD | throughput |", "|---|---|---|---|"]
         for full_id, r in rows:
