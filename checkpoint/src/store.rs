@@ -532,6 +532,9 @@ impl Inventory {
             .try_filter_map(|x| async move { Ok(x) })
             .try_collect()
             .await?;
+        // Listing order is the backend's (a local directory's is its hash order): reports and
+        // plans list parts by epoch, then path.
+        parts.sort_by(|a, b| (a.epoch, &a.rel).cmp(&(b.epoch, &b.rel)));
         let sizes = parts.iter().map(|p| (p.rel.clone(), p.meta.size)).collect();
         Ok(Inventory {
             records,
