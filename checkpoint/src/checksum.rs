@@ -80,14 +80,7 @@ pub(crate) fn append(crc: u32, data: &[u8]) -> u32 {
 /// CRC32C of `data` on one thread, off the async threads for large buffers: for checksums that
 /// run beside an upload, which needs the other cores.
 pub(crate) async fn crc32c_beside_io(data: Bytes) -> u32 {
-    if data.len() < PARALLEL_THRESHOLD {
-        return one_pass(&data);
-    }
-    let fallback = data.clone();
-    match tokio::task::spawn_blocking(move || one_pass(&data)).await {
-        Ok(crc) => crc,
-        Err(_) => one_pass(&fallback),
-    }
+    off_runtime(data, one_pass).await
 }
 
 /// The CRC32C of `A` followed by `B`, from `crc32c(A)`, `crc32c(B)` and `B`'s length.
@@ -152,11 +145,17 @@ fn x_pow_8n(n: u64) -> u32 {
 
 /// [`crc32c`] off the async threads for large buffers.
 pub(crate) async fn crc32c_async(data: Bytes) -> u32 {
+    off_runtime(data, crc32c).await
+}
+
+/// `checksum(data)` on a blocking thread for large buffers, inline for small ones. A blocking
+/// task that dies (it cannot short of a bug) falls back to one pass here.
+async fn off_runtime(data: Bytes, checksum: fn(&[u8]) -> u32) -> u32 {
     if data.len() < PARALLEL_THRESHOLD {
         return one_pass(&data);
     }
     let fallback = data.clone();
-    match tokio::task::spawn_blocking(move || crc32c(&data)).await {
+    match tokio::task::spawn_blocking(move || checksum(&data)).await {
         Ok(crc) => crc,
         Err(_) => one_pass(&fallback),
     }
