@@ -225,7 +225,7 @@ fn open_local(location: &str, url: &Url) -> Result<Arc<LocalFileSystem>> {
     let dir = url
         .to_file_path()
         .map_err(|_| invalid(location, "not an absolute local path"))?;
-    create_dir_durably(&dir).map_err(|e| CheckpointError::Io {
+    crate::local_fs::create_dir_durably(&dir).map_err(|e| CheckpointError::Io {
         context: format!("creating checkpoint directory {}", dir.display()),
         source: e,
     })?;
@@ -235,34 +235,6 @@ fn open_local(location: &str, url: &Url) -> Result<Arc<LocalFileSystem>> {
         // Remove directories emptied by retention and garbage collection.
         .with_automatic_cleanup(true);
     Ok(Arc::new(fs))
-}
-
-/// Creates `dir` and its missing ancestors, then fsyncs each directory whose entries changed
-/// (every new one and the first existing ancestor), so the new directory survives a crash.
-/// `LocalFileSystem` does this for directories it creates below the root, not for the root.
-fn create_dir_durably(dir: &std::path::Path) -> std::io::Result<()> {
-    let mut first_existing = dir;
-    while !first_existing.exists() {
-        match first_existing.parent() {
-            Some(parent) => first_existing = parent,
-            None => break,
-        }
-    }
-    if first_existing == dir {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
-    let mut current = dir;
-    loop {
-        std::fs::File::open(current)?.sync_all()?;
-        if current == first_existing {
-            return Ok(());
-        }
-        match current.parent() {
-            Some(parent) => current = parent,
-            None => return Ok(()),
-        }
-    }
 }
 
 /// In-memory stores by name, so a "restarted" store in the same process sees the same data.

@@ -49,6 +49,7 @@ mod epoch;
 mod error;
 mod fetch;
 mod layout;
+mod local_fs;
 mod manifest;
 mod part_check;
 mod part_writer;

@@ -4,9 +4,7 @@
 //! [`crate::Checkpoint::verify`]). Used by `latest()` and `list()` to judge a checkpoint, and by
 //! `commit()` before it publishes a manifest.
 
-use object_store::ObjectStoreExt;
-
-use crate::{CheckpointError, error::Result, layout, manifest::PartInfo, store::Shared};
+use crate::{error::Result, layout, manifest::PartInfo, store::Shared};
 
 /// What is wrong with a part object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,14 +28,13 @@ impl PartProblem {
     }
 }
 
-/// HEADs `part`'s object and compares its size with the manifest's; `None` if it is as
+/// Looks up the size of `part`'s object and compares its size with the manifest's; `None` if it is as
 /// recorded. A store error other than "not found" is an error, not a problem of the part.
 pub(crate) async fn part_problem(shared: &Shared, part: &PartInfo) -> Result<Option<PartProblem>> {
     let path = layout::resolve(&shared.root, &part.path)?;
-    match shared.store.head(&path).await {
-        Ok(meta) if meta.size == part.stored_size => Ok(None),
-        Ok(meta) => Ok(Some(PartProblem::WrongSize(meta.size))),
-        Err(object_store::Error::NotFound { .. }) => Ok(Some(PartProblem::Missing)),
-        Err(e) => Err(CheckpointError::store("head", &path, e)),
-    }
+    Ok(match shared.object_size(&path).await? {
+        Some(size) if size == part.stored_size => None,
+        Some(size) => Some(PartProblem::WrongSize(size)),
+        None => Some(PartProblem::Missing),
+    })
 }

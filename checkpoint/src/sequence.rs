@@ -17,13 +17,14 @@
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::{GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{GetOptions, GetRange, PutMode, PutOptions, PutPayload};
 
 use crate::{
     CheckpointError, Epoch,
     error::Result,
     fetch,
     layout::{self, Entry},
+    local_fs,
     manifest::{Head, Record, RecordKind, TRAILER_LEN},
     store::Shared,
 };
@@ -137,10 +138,8 @@ pub(crate) async fn tail(
         // Positions are only ever created right after the previous one exists, so if the
         // position after the hint is free, the hint is the tail: one HEAD instead of a listing.
         let next = layout::manifest_path(&shared.root, seq.next());
-        match shared.store.head(&next).await {
-            Err(object_store::Error::NotFound { .. }) => return Ok(Some((seq, generation))),
-            Err(e) => return Err(CheckpointError::store("head", &next, e)),
-            Ok(_) => {}
+        if shared.object_size(&next).await?.is_none() {
+            return Ok(Some((seq, generation)));
         }
     }
     let newer = positions(shared, hint.map(|(seq, _)| seq)).await?;
@@ -178,7 +177,25 @@ pub(crate) async fn create(
     blob: &[Bytes],
 ) -> Result<CreateOutcome> {
     let path = layout::manifest_path(&shared.root, seq);
-    let payload: PutPayload = record.encode_chunks(blob)?.into_iter().collect();
+    let chunks = record.encode_chunks(blob)?;
+    if let Some(local) = &shared.local {
+        match local_fs::create(local, &path, chunks.clone()).await {
+            Ok(()) => return Ok(CreateOutcome::Created),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return found_taken(shared, seq, record).await;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
+            // A local error is no lost response: nothing to read back. A failed sync is not
+            // retried (see `local_fs`).
+            Err(e) => {
+                return Err(CheckpointError::Io {
+                    context: format!("creating {path}"),
+                    source: e,
+                });
+            }
+        }
+    }
+    let payload: PutPayload = chunks.into_iter().collect();
     let mut last_error = None;
     for _ in 0..AMBIGUOUS_RETRIES {
         let put = shared
@@ -211,6 +228,18 @@ pub(crate) async fn create(
     Err(last_error.unwrap_or_else(|| CheckpointError::Contended {
         what: format!("conditional put of {path} ({AMBIGUOUS_RETRIES} attempts)"),
     }))
+}
+
+/// Who owns position `seq`, which a local create found taken: `record`'s writer (its earlier
+/// attempt landed) or someone else.
+async fn found_taken(shared: &Shared, seq: Epoch, record: &Record) -> Result<CreateOutcome> {
+    match read_record(shared, seq).await {
+        Ok(Some(found)) if found.writer_id == record.writer_id => Ok(CreateOutcome::Created),
+        Ok(Some(found)) => Ok(CreateOutcome::Taken(Some(Box::new(found)))),
+        // Taken, then removed; or taken by a damaged record: not ours either way.
+        Ok(None) | Err(CheckpointError::Corrupt { .. }) => Ok(CreateOutcome::Taken(None)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Appends a claim record for a new writer generation and returns its position.

@@ -7,7 +7,7 @@ use std::{
 };
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectMeta, ObjectStore, path::Path};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, path::Path};
 
 use crate::{
     Checkpoint, CheckpointError, CheckpointInfo, CheckpointState, CheckpointWriter, Epoch,
@@ -15,6 +15,7 @@ use crate::{
     checkpoint::SkippedCheckpoint,
     error::Result,
     layout::{self, Entry},
+    local_fs,
     manifest::{Record, RecordKind},
     part_check, redact, sequence,
 };
@@ -31,6 +32,22 @@ pub(crate) struct Shared {
     pub options: CheckpointOptions,
     /// `put_part` uses a multipart upload from this many stored bytes on.
     pub multipart_threshold: usize,
+}
+
+impl Shared {
+    /// The size of the object at `path`, `None` if there is none: a HEAD, or a `stat` on the
+    /// calling thread for a local directory (see `local_fs`).
+    pub(crate) async fn object_size(&self, path: &Path) -> Result<Option<u64>> {
+        let size = match &self.local {
+            Some(local) => local_fs::object_size(local, path),
+            None => match self.store.head(path).await {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            },
+        };
+        size.map_err(|e| CheckpointError::store("head", path, e))
+    }
 }
 
 pub(crate) fn now_unix_ms() -> u64 {

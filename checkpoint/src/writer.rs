@@ -12,7 +12,7 @@ use object_store::{ObjectStoreExt, PutPayload, WriteMultipart, path::Path};
 use crate::{
     Checkpoint, CheckpointError, Epoch, checksum,
     error::Result,
-    layout,
+    layout, local_fs,
     manifest::{CURRENT_FORMAT, Compression, PartInfo, PartStorage, Record, RecordKind},
     part_check::{self, PartProblem},
     part_writer::{PartSlot, PartWriter},
@@ -268,12 +268,7 @@ impl CheckpointWriter {
         data: Bytes,
     ) -> Result<PartState> {
         let size = data.len() as u64;
-        self.record_written(path.clone());
-        // Checksum while the bytes are uploading (on fast storage it would otherwise add its
-        // whole cost to the checkpoint), on one thread: the upload needs the other cores.
-        let crc = checksum::crc32c_beside_io(data.clone());
-        let (crc, uploaded) = tokio::join!(crc, self.upload(path, data));
-        uploaded?;
+        let crc = self.upload_checksummed(path, data).await?;
         let info = self.object_info(name, rel, (size, crc), (size, crc), Compression::None);
         Ok(PartState::Done(info))
     }
@@ -301,10 +296,7 @@ impl CheckpointWriter {
             );
             return Ok(self.inline(info, stored, false));
         }
-        self.record_written(path.clone());
-        let stored_crc = checksum::crc32c_beside_io(stored.clone());
-        let (stored_crc, uploaded) = tokio::join!(stored_crc, self.upload(path, stored));
-        uploaded?;
+        let stored_crc = self.upload_checksummed(path, stored).await?;
         let info = self.object_info(
             name,
             rel,
@@ -330,6 +322,30 @@ impl CheckpointWriter {
                 source: e,
             })?;
         Ok((crc, Bytes::from(compressed)))
+    }
+
+    /// Uploads a whole part's stored bytes and returns their CRC32C, computed on the way: by the
+    /// write itself on local disk (`local_fs`), else on one thread beside the upload (on fast
+    /// storage a checksum after it would add its whole cost to the checkpoint; the upload needs
+    /// the other cores).
+    async fn upload_checksummed(&self, path: &Path, data: Bytes) -> Result<u32> {
+        self.record_written(path.clone());
+        if let Some(local) = &self.shared.local {
+            match local_fs::create_checksummed(local, path, data.clone()).await {
+                Ok(crc) => return Ok(crc),
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
+                Err(e) => {
+                    return Err(CheckpointError::Io {
+                        context: format!("writing part {path}"),
+                        source: e,
+                    });
+                }
+            }
+        }
+        let crc = checksum::crc32c_beside_io(data.clone());
+        let (crc, uploaded) = tokio::join!(crc, self.upload(path, data));
+        uploaded?;
+        Ok(crc)
     }
 
     /// Uploads a whole part: one put, or a multipart upload from the configured threshold on.
@@ -664,16 +680,15 @@ impl CheckpointWriter {
             return Ok(());
         };
         let path = layout::manifest_path(&self.shared.root, previous);
-        match self.shared.store.head(&path).await {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::NotFound { .. }) => Err(CheckpointError::Fenced {
+        match self.shared.object_size(&path).await? {
+            Some(_) => Ok(()),
+            None => Err(CheckpointError::Fenced {
                 epoch: self.epoch,
                 generation: self.generation,
                 reason: format!(
                     "position {previous} was retired by retention since begin(): the epoch was taken"
                 ),
             }),
-            Err(e) => Err(CheckpointError::store("head", &path, e)),
         }
     }
 

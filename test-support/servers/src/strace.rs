@@ -110,6 +110,48 @@ impl Trace {
         (0..self.lines.len()).filter_map(parse).collect()
     }
 
+    /// The line in `[from, p.at)` where the file `p` published was fsynced. A staged file is
+    /// found by its path; an anonymous file linked through `/proc/self/fd/N` by its descriptor:
+    /// the publishing thread's last sync of `N` (a file in the destination's directory) before
+    /// the link, with `N` not opened again in between. Panics if there is none.
+    pub fn source_synced(&self, p: &Published, from: usize) -> usize {
+        let Some(fd) = p
+            .src
+            .to_str()
+            .and_then(|s| s.strip_prefix("/proc/self/fd/"))
+        else {
+            return self.fsynced(&p.src, from, p.at);
+        };
+        let dir = p
+            .dst
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let pid = self.lines[p.at].split_whitespace().next();
+        let synced = [
+            format!("fsync({fd}<{dir}/"),
+            format!("fdatasync({fd}<{dir}/"),
+        ];
+        let reopened = format!("= {fd}<");
+        for i in (from..p.at).rev() {
+            let l = &self.lines[i];
+            if l.split_whitespace().next() != pid {
+                continue;
+            }
+            if synced.iter().any(|s| l.contains(s)) {
+                return i;
+            }
+            if l.contains(&reopened) {
+                break;
+            }
+        }
+        panic!(
+            "descriptor {fd} was not fsynced before it was linked at {} (trace line {})",
+            p.dst.display(),
+            p.at
+        )
+    }
+
     /// The next call made by the thread of line `at` (its own continuation lines skipped).
     pub fn next_call_of_same_thread(&self, at: usize) -> Option<usize> {
         let pid = self.lines[at].split_whitespace().next()?;
