@@ -54,6 +54,7 @@ mod manifest;
 mod part_check;
 mod part_writer;
 mod reader;
+mod record_draft;
 pub mod redact;
 mod sequence;
 mod store;

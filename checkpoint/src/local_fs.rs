@@ -8,7 +8,7 @@
 //! `LocalFileSystem::path_to_filesystem`) with the same guarantees:
 //!
 //! * [`object_size`]: one `stat` on the calling thread.
-//! * [`create`]: a new file, durable when it returns, created only if its name is free. The
+//! * [`create_with`], [`create_checksummed`]: a new file, durable when it returns, created only if its name is free. The
 //!   bytes go into an anonymous file (`O_TMPFILE`) in the target's directory, in steps whose
 //!   writeback starts as soon as each is written (`sync_file_range`), so the disk works while
 //!   the rest is still being copied. The file is then fsynced, linked at its name (`linkat`,
@@ -19,7 +19,7 @@
 //! failed fsync nothing is retried: the error is returned, and whether a linked file survives
 //! is unknown, as with any failed sync.
 //!
-//! Linux only. Elsewhere, or on a file system without `O_TMPFILE`, [`create`] fails with
+//! Linux only. Elsewhere, or on a file system without `O_TMPFILE`, creates fail with
 //! [`io::ErrorKind::Unsupported`] and the caller goes through `LocalFileSystem`.
 
 use std::io;
@@ -55,41 +55,44 @@ pub(crate) fn object_size(
     }
 }
 
-/// Creates the object at `path` from `chunks` (back to back), durably and only if no object is
-/// there: see the module docs.
+/// Creates the object at `path` from the chunks `make` returns (written back to back), durably
+/// and only if no object is there: see the module docs. `make` runs on the thread that then
+/// writes the chunks, so bytes it reads (to checksum them, say) are still in that thread's cache
+/// when they are copied to the file.
 ///
-/// Fails with [`io::ErrorKind::AlreadyExists`] if the name is taken (nothing is changed), and
-/// with [`io::ErrorKind::Unsupported`] where this cannot be done (nothing is changed either).
-pub(crate) async fn create(
+/// `make`'s error is the outer `Err` (nothing was created). The inner result is the write's: it
+/// fails with [`io::ErrorKind::AlreadyExists`] if the name is taken and with
+/// [`io::ErrorKind::Unsupported`] where this cannot be done, changing nothing in both cases.
+pub(crate) async fn create_with<E: Send + 'static>(
     local: &LocalFileSystem,
     path: &Path,
-    chunks: Vec<Bytes>,
-) -> io::Result<()> {
-    run(local, path, chunks, false).await.map(drop)
+    make: impl FnOnce() -> Result<Vec<Bytes>, E> + Send + 'static,
+) -> Result<io::Result<()>, E> {
+    let target = match local.path_to_filesystem(path) {
+        Ok(target) => target,
+        Err(e) => return Ok(Err(io::Error::other(e))),
+    };
+    let task = tokio::task::spawn_blocking(move || {
+        make().map(|chunks| imp::create(&target, &chunks, false).map(drop))
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) => Ok(Err(io::Error::other(e))),
+    }
 }
 
-/// [`create`] of one buffer that also returns the buffer's CRC32C, computed step by step as
-/// the bytes are written (while they are still in cache).
+/// Creates the object at `path` from `data` as [`create_with`] does, and returns the CRC32C of
+/// `data`, computed step by step as the bytes are written (while they are in cache).
 pub(crate) async fn create_checksummed(
     local: &LocalFileSystem,
     path: &Path,
     data: Bytes,
 ) -> io::Result<u32> {
-    run(local, path, vec![data], true)
-        .await?
-        .ok_or_else(|| io::Error::other("a checksummed create returned no checksum"))
-}
-
-async fn run(
-    local: &LocalFileSystem,
-    path: &Path,
-    chunks: Vec<Bytes>,
-    checksum: bool,
-) -> io::Result<Option<u32>> {
     let target = local.path_to_filesystem(path).map_err(io::Error::other)?;
-    tokio::task::spawn_blocking(move || imp::create(&target, &chunks, checksum))
-        .await
-        .map_err(io::Error::other)?
+    let task = tokio::task::spawn_blocking(move || imp::create(&target, &[data], true));
+    task.await
+        .map_err(io::Error::other)??
+        .ok_or_else(|| io::Error::other("a checksummed create returned no checksum"))
 }
 
 /// Creates `dir` and its missing ancestors, then fsyncs each directory whose entries changed
@@ -283,6 +286,20 @@ mod tests {
     use bytes::Bytes;
     use object_store::{local::LocalFileSystem, path::Path};
 
+    async fn create(fs: &LocalFileSystem, path: &Path, chunks: Vec<Bytes>) -> std::io::Result<()> {
+        let made = super::create_with(fs, path, move || Ok::<_, std::convert::Infallible>(chunks));
+        made.await.unwrap_or_else(|never| match never {})
+    }
+
+    #[tokio::test]
+    async fn an_error_of_make_creates_nothing() {
+        let (dir, fs) = store();
+        let path = Path::from("m/1");
+        let made = super::create_with(&fs, &path, || Err::<Vec<Bytes>, _>("no"));
+        assert_eq!(made.await.expect_err("make failed"), "no");
+        assert!(!dir.path().join("m/1").exists());
+    }
+
     fn store() -> (tempfile::TempDir, LocalFileSystem) {
         let dir = tempfile::tempdir().expect("temp dir");
         let fs = LocalFileSystem::new_with_prefix(dir.path()).expect("local store");
@@ -304,8 +321,9 @@ mod tests {
         let stored = std::fs::read(dir.path().join("parts/a")).expect("read");
         assert!(stored == data, "stored bytes differ");
 
-        let again = super::create(&fs, &path, vec![Bytes::from_static(b"other")]).await;
-        let err = again.expect_err("the name is taken");
+        let err = create(&fs, &path, vec![Bytes::from_static(b"other")])
+            .await
+            .expect_err("the name is taken");
         assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
         let stored = std::fs::read(dir.path().join("parts/a")).expect("read");
         assert_eq!(stored.len(), data.len(), "a failed create changed the file");
@@ -326,7 +344,7 @@ mod tests {
             Bytes::from_static(b"blob"),
             Bytes::from_static(b" tail"),
         ];
-        super::create(&fs, &Path::from("m/1"), chunks)
+        create(&fs, &Path::from("m/1"), chunks)
             .await
             .expect("create");
         let stored = std::fs::read(dir.path().join("m/1")).expect("read");
@@ -337,12 +355,12 @@ mod tests {
     async fn a_vanished_directory_is_created_again() {
         let (dir, fs) = store();
         let first = Path::from("parts/x/1");
-        super::create(&fs, &first, vec![Bytes::from_static(b"1")])
+        create(&fs, &first, vec![Bytes::from_static(b"1")])
             .await
             .expect("create");
         std::fs::remove_dir_all(dir.path().join("parts")).expect("remove");
         let second = Path::from("parts/x/2");
-        super::create(&fs, &second, vec![Bytes::from_static(b"2")])
+        create(&fs, &second, vec![Bytes::from_static(b"2")])
             .await
             .expect("create in a removed directory");
         assert_eq!(super::object_size(&fs, &second).expect("stat"), Some(1));

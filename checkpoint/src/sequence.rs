@@ -15,9 +15,8 @@
 //! generation is older than that is fenced: `begin()` refuses it, and its `commit()` finds its
 //! position taken (by the newer claim or a later commit) and fails.
 
-use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::{GetOptions, GetRange, PutMode, PutOptions, PutPayload};
+use object_store::{GetOptions, GetRange, PutMode, PutOptions, PutPayload, local::LocalFileSystem};
 
 use crate::{
     CheckpointError, Epoch,
@@ -26,6 +25,7 @@ use crate::{
     layout::{self, Entry},
     local_fs,
     manifest::{Head, Record, RecordKind, TRAILER_LEN},
+    record_draft::RecordDraft,
     store::Shared,
 };
 
@@ -167,35 +167,24 @@ pub(crate) async fn tail(
     Ok(Some((newer[newer.len() - 1], generation)))
 }
 
-/// Creates the record at `seq` unless the position is taken; `blob` holds the stored bytes of
-/// its inline parts (one write carries them). A put whose response was lost is resolved by
-/// reading the position back and comparing writer ids.
+/// Creates the record at `seq` unless the position is taken; the draft carries the stored
+/// bytes of its inline parts (one write carries them). A put whose response was lost is
+/// resolved by reading the position back and comparing writer ids.
 pub(crate) async fn create(
     shared: &Shared,
     seq: Epoch,
-    record: &Record,
-    blob: &[Bytes],
+    draft: RecordDraft,
 ) -> Result<CreateOutcome> {
     let path = layout::manifest_path(&shared.root, seq);
-    let chunks = record.encode_chunks(blob)?;
-    if let Some(local) = &shared.local {
-        match local_fs::create(local, &path, chunks.clone()).await {
-            Ok(()) => return Ok(CreateOutcome::Created),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return found_taken(shared, seq, record).await;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
-            // A local error is no lost response: nothing to read back. A failed sync is not
-            // retried (see `local_fs`).
-            Err(e) => {
-                return Err(CheckpointError::Io {
-                    context: format!("creating {path}"),
-                    source: e,
-                });
-            }
-        }
-    }
-    let payload: PutPayload = chunks.into_iter().collect();
+    let writer_id = draft.writer_id().to_string();
+    let draft = match &shared.local {
+        Some(local) => match create_local(shared, local, seq, draft).await? {
+            Ok(outcome) => return Ok(outcome),
+            Err(draft) => draft,
+        },
+        None => draft,
+    };
+    let payload: PutPayload = draft.encode()?.into_iter().collect();
     let mut last_error = None;
     for _ in 0..AMBIGUOUS_RETRIES {
         let put = shared
@@ -212,7 +201,7 @@ pub(crate) async fn create(
             }
         };
         match read_record(shared, seq).await {
-            Ok(Some(found)) if found.writer_id == record.writer_id => {
+            Ok(Some(found)) if found.writer_id == writer_id => {
                 return Ok(CreateOutcome::Created);
             }
             Ok(Some(found)) => return Ok(CreateOutcome::Taken(Some(Box::new(found)))),
@@ -230,11 +219,39 @@ pub(crate) async fn create(
     }))
 }
 
-/// Who owns position `seq`, which a local create found taken: `record`'s writer (its earlier
+/// [`create`] in a local directory (`local_fs`): the draft is encoded (its pending checksums
+/// computed) by the thread that writes the file. Gives the draft back (`Ok(Err(draft))`) where
+/// that is unsupported.
+async fn create_local(
+    shared: &Shared,
+    local: &LocalFileSystem,
+    seq: Epoch,
+    draft: RecordDraft,
+) -> Result<std::result::Result<CreateOutcome, RecordDraft>> {
+    let path = layout::manifest_path(&shared.root, seq);
+    let writer_id = draft.writer_id().to_string();
+    // Kept for the fallback: the draft is cheap to clone (its blob is reference-counted).
+    let fallback = draft.clone();
+    match local_fs::create_with(local, &path, move || draft.encode()).await? {
+        Ok(()) => Ok(Ok(CreateOutcome::Created)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            found_taken(shared, seq, &writer_id).await.map(Ok)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(Err(fallback)),
+        // A local error is no lost response: nothing to read back. A failed sync is not
+        // retried (see `local_fs`).
+        Err(e) => Err(CheckpointError::Io {
+            context: format!("creating {path}"),
+            source: e,
+        }),
+    }
+}
+
+/// Who owns position `seq`, which a local create found taken: writer `writer_id` (its earlier
 /// attempt landed) or someone else.
-async fn found_taken(shared: &Shared, seq: Epoch, record: &Record) -> Result<CreateOutcome> {
+async fn found_taken(shared: &Shared, seq: Epoch, writer_id: &str) -> Result<CreateOutcome> {
     match read_record(shared, seq).await {
-        Ok(Some(found)) if found.writer_id == record.writer_id => Ok(CreateOutcome::Created),
+        Ok(Some(found)) if found.writer_id == writer_id => Ok(CreateOutcome::Created),
         Ok(Some(found)) => Ok(CreateOutcome::Taken(Some(Box::new(found)))),
         // Taken, then removed; or taken by a damaged record: not ours either way.
         Ok(None) | Err(CheckpointError::Corrupt { .. }) => Ok(CreateOutcome::Taken(None)),
@@ -258,7 +275,7 @@ pub(crate) async fn claim_generation(shared: &Shared, instance_id: &str) -> Resu
             format_version: crate::manifest::CURRENT_FORMAT,
             blob: None,
         };
-        match create(shared, seq, &claim, &[]).await? {
+        match create(shared, seq, RecordDraft::without_blob(claim)).await? {
             CreateOutcome::Created => {
                 tracing::info!(
                     generation = seq.0,

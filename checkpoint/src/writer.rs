@@ -16,6 +16,7 @@ use crate::{
     manifest::{CURRENT_FORMAT, Compression, PartInfo, PartStorage, Record, RecordKind},
     part_check::{self, PartProblem},
     part_writer::{PartSlot, PartWriter},
+    record_draft::RecordDraft,
     sequence::{self, CreateOutcome},
     store::{Shared, TailHint, now_unix_ms, random_id},
 };
@@ -249,8 +250,8 @@ impl CheckpointWriter {
         let size = data.len() as u64;
         match self.compression(options) {
             Compression::None if size <= self.inline_budget() => {
-                // The checksum is left to commit(), which computes it while it waits for the
-                // store.
+                // The checksum is left to commit(): it is computed where the manifest is written
+                // (see `RecordDraft`).
                 let info = self.object_info(name, rel, (size, 0), (size, 0), Compression::None);
                 Ok(self.inline(info, data, true))
             }
@@ -507,12 +508,20 @@ impl CheckpointWriter {
         // Fails early if a streamed part is not finished.
         self.check_references(&self.finished_parts()?).await?;
         self.upload_deferred().await?;
-        self.checksum_inline_while_checking_parts().await?;
-        let (record, blob) = self.manifest()?;
+        let mut draft = self.manifest()?;
+        if self.shared.local.is_some() {
+            // The part checks are stats; the inline parts' checksums are computed by the thread
+            // that writes the manifest, right before it copies the same bytes (`RecordDraft`).
+            self.check_own_parts().await?;
+        } else {
+            // The checksums are computed while the store answers the part checks.
+            let (own, ()) = tokio::join!(self.check_own_parts(), draft.checksum_async());
+            own?;
+        }
         // The retirement check runs beside the create instead of before it: one round trip
         // less per commit. A create that landed in a retired slot is taken back below.
         let (outcome, retired) = tokio::join!(
-            sequence::create(&self.shared, self.epoch, &record, &blob),
+            sequence::create(&self.shared, self.epoch, draft),
             self.check_not_retired()
         );
         let outcome = outcome?;
@@ -562,38 +571,9 @@ impl CheckpointWriter {
         Err(fenced)
     }
 
-    /// Computes the checksums `put_part` left to commit while the store answers the check
-    /// that this writer's part objects are still there (see
-    /// [`check_own_parts`](Self::check_own_parts)).
-    async fn checksum_inline_while_checking_parts(&mut self) -> Result<()> {
-        let pending: Vec<(usize, Bytes)> = self
-            .parts
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| match p {
-                PartState::Inline(_, stored, true) => Some((i, stored.clone())),
-                _ => None,
-            })
-            .collect();
-        let checksums = async {
-            let mut crcs = Vec::with_capacity(pending.len());
-            for (_, stored) in &pending {
-                crcs.push(checksum::crc32c_async(stored.clone()).await);
-            }
-            crcs
-        };
-        let (own, crcs) = tokio::join!(self.check_own_parts(), checksums);
-        own?;
-        for ((i, _), crc) in pending.iter().zip(crcs) {
-            if let PartState::Inline(info, _, pending) = &mut self.parts[*i] {
-                (info.crc32c, info.stored_crc32c, *pending) = (crc, crc, false);
-            }
-        }
-        Ok(())
-    }
-
-    /// This checkpoint's manifest record and the stored bytes of its inline parts.
-    fn manifest(&self) -> Result<(Record, Vec<Bytes>)> {
+    /// This checkpoint's manifest record with the stored bytes of its inline parts, whose
+    /// checksums `put_part` left to commit still pending.
+    fn manifest(&self) -> Result<RecordDraft> {
         let record = Record {
             kind: RecordKind::Checkpoint,
             epoch: self.epoch,
@@ -604,15 +584,15 @@ impl CheckpointWriter {
             format_version: CURRENT_FORMAT,
             blob: None,
         };
-        let blob = self
+        let (blob, pending) = self
             .parts
             .iter()
             .filter_map(|p| match p {
-                PartState::Inline(_, stored, _) => Some(stored.clone()),
+                PartState::Inline(_, stored, pending) => Some((stored.clone(), *pending)),
                 _ => None,
             })
-            .collect();
-        Ok((record, blob))
+            .unzip();
+        Ok(RecordDraft::new(record, blob, pending))
     }
 
     /// Turns the outcome of the manifest's conditional create into `commit()`'s result.
