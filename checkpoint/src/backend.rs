@@ -18,7 +18,9 @@
 //! On local disk every write is durable before it returns: `LocalFileSystem` with fsync on syncs
 //! each written file before publishing it (rename, or hard link for put-if-absent) and then the
 //! directory it was published in, and every directory it creates up to the first existing one.
-//! The checkpoint directory itself, when `open` creates it, is synced into its parent here.
+//! The checkpoint directory itself, when `open` creates it, is synced into its parent here. On
+//! Linux, parts and manifests are written by `local_fs` instead (an anonymous file, synced, then
+//! linked into place and its directory synced): the same guarantee with fewer steps.
 
 use std::{
     collections::HashMap,
