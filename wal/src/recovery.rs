@@ -676,20 +676,22 @@ mod tests {
         }
         wal.sync().expect("sync");
         drop(wal);
-        let path = std::fs::read_dir(dir)
+        // The live segment: usually number 1, but the pool's preparer may have claimed that
+        // number for a spare before the open took its first segment.
+        let (path, mut bytes, h) = std::fs::read_dir(dir)
             .expect("list")
             .map(|e| e.expect("entry").path())
-            .find(|p| {
-                p.file_name().and_then(|n| n.to_str()) == Some("seg-00000000000000000001.wal")
+            .find_map(|p| {
+                let name = p.file_name()?.to_str()?;
+                let seq = crate::segment::parse_segment_file_name(name)?;
+                let bytes = std::fs::read(&p).expect("read");
+                let raw = bytes.get(..SEGMENT_HEADER_LEN as usize)?.try_into().ok()?;
+                match classify_segment_file(raw, seq) {
+                    SegmentFileClass::Live(h) => Some((p, bytes, h)),
+                    _ => None,
+                }
             })
-            .expect("first segment");
-        let mut bytes = std::fs::read(&path).expect("read");
-        let raw = bytes[..SEGMENT_HEADER_LEN as usize]
-            .try_into()
-            .expect("header");
-        let SegmentFileClass::Live(h) = classify_segment_file(raw, 1) else {
-            panic!("segment 1 is not live");
-        };
+            .expect("a live segment");
         let mut x = 0x2545_F491_4F6C_DD1Du64;
         for b in &mut bytes[8192..] {
             x ^= x << 13;
