@@ -274,17 +274,23 @@ fn open_s3(
     url: &Url,
     options: &CheckpointOptions,
 ) -> Result<(Arc<dyn ObjectStore>, Path)> {
-    use object_store::{ClientOptions, aws::AmazonS3Builder, aws::AmazonS3ConfigKey};
+    use object_store::{ClientConfigKey, aws::AmazonS3Builder, aws::AmazonS3ConfigKey};
 
     let bucket = url
         .host_str()
         .ok_or_else(|| invalid(location, "s3:// needs a bucket"))?;
+    let millis = |d: Duration| format!("{}ms", d.as_millis());
+    // Timeouts are set key by key: `with_client_options` would replace the client settings
+    // `from_env` read (`AWS_ALLOW_HTTP`, proxies), not add to them.
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
-        .with_client_options(
-            ClientOptions::new()
-                .with_timeout(options.request_timeout)
-                .with_connect_timeout(options.request_timeout.min(Duration::from_secs(10))),
+        .with_config(
+            AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+            millis(options.request_timeout),
+        )
+        .with_config(
+            AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+            millis(options.request_timeout.min(Duration::from_secs(10))),
         );
     let pairs = url
         .query_pairs()
