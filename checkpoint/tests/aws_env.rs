@@ -10,12 +10,14 @@
 //! * `forged`: only the environment, with a wrong secret: the server rejects the signatures.
 #![cfg(feature = "s3")]
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tidemark_checkpoint::{CheckpointError, CheckpointOptions, blocking::CheckpointStore};
 use tidemark_test_servers::{
-    S3_ACCESS_KEY, S3_BUCKET, S3_REGION, S3_SECRET_KEY, seaweedfs, unique_name,
+    S3_ACCESS_KEY, S3_BUCKET, S3_REGION, S3_SECRET_KEY,
+    child::{assert_succeeded, rerun_self},
+    seaweedfs, unique_name,
 };
 
 /// Set in the child: which case to run.
@@ -73,8 +75,7 @@ fn parent() {
         ("forged", bare.as_str(), "not-the-secret"),
     ];
     for (case, url, secret) in cases {
-        let mut command = Command::new(std::env::current_exe().expect("test binary"));
-        command.args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"]);
+        let mut command = rerun_self(TEST_NAME);
         // Only the settings under test: nothing inherited from the developer's environment.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("AWS_") {
@@ -91,12 +92,6 @@ fn parent() {
             .env("AWS_ALLOW_HTTP", "true")
             .output()
             .expect("run the child");
-        assert!(
-            output.status.success(),
-            "case {case}: the child failed ({})\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_succeeded(&output, &format!("the child of case {case}"));
     }
 }

@@ -5,12 +5,13 @@
 
 use std::{
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::Stdio,
     time::Duration,
 };
 
 use bytes::Bytes;
 use tidemark_checkpoint::{CheckpointState, CheckpointStore};
+use tidemark_test_servers::child::rerun_self;
 
 /// Set in the child: the checkpoint URL to write.
 const CHILD_ENV: &str = "TIDEMARK_CRASH_CHILD_URL";
@@ -50,8 +51,7 @@ fn child(url: &str) {
 fn parent() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("file://{}/ckpt", dir.path().display());
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+    let mut child = rerun_self(TEST_NAME)
         .env(CHILD_ENV, &url)
         .stdout(Stdio::piped())
         .spawn()

@@ -26,6 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod child;
 pub mod strace;
 
 /// How long a server may take to become ready.

@@ -27,17 +27,11 @@ pub fn trace_self(test_name: &str, syscalls: &str, env: &str, value: &Path, log:
         .arg(log)
         .args(["-e", &format!("trace={syscalls}")])
         .arg(&exe)
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .args(crate::child::self_test_args(test_name))
         .env(env, value)
         .output()
         .unwrap_or_else(|e| panic!("cannot run strace (apt-get install -y strace): {e}"));
-    assert!(
-        output.status.success(),
-        "the traced child failed: {}\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::child::assert_succeeded(&output, "the traced child");
     let text = std::fs::read_to_string(log).expect("strace log");
     Trace {
         lines: text.lines().map(str::to_string).collect(),
