@@ -5,13 +5,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use common::{check_payload, payload, small_opts};
+use tidemark_test_servers::child::rerun_self;
 use tidemark_wal::{DamageKind, Durability, Lsn, Wal};
 
 const CHILD_DIR: &str = "TIDEMARK_CRASH_CHILD_DIR";
@@ -68,13 +69,7 @@ fn parking_lot_free_stdout() -> std::sync::Mutex<std::io::Stdout> {
 
 /// Runs the child for `run_for`, SIGKILLs it, returns the acknowledged records.
 fn run_and_kill(dir: &std::path::Path, writers: u64, run_for: Duration) -> Vec<(u64, u64, u64)> {
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "crash_child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = rerun_self("crash_child_process")
         .env(CHILD_DIR, dir)
         .env(CHILD_WRITERS, writers.to_string())
         .stdout(Stdio::piped())

@@ -5,9 +5,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::{payload, small_opts};
+use tidemark_test_servers::child::{assert_succeeded, rerun_self};
 use tidemark_wal::{Durability, Lsn, Wal, WalError};
 
 const CHILD_DIR: &str = "TIDEMARK_ENOSPC_CHILD_DIR";
@@ -48,24 +49,13 @@ fn out_of_space_child_process() {
 #[test]
 fn a_file_size_limit_gives_a_clean_error_and_the_log_reopens_intact() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "out_of_space_child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = rerun_self("out_of_space_child_process")
         .env(CHILD_DIR, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
         .expect("run child");
-    assert!(
-        out.status.success(),
-        "child died: {:?}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out, "the child");
     let mut acked = Vec::new();
     let mut err = None;
     for line in BufReader::new(&out.stdout[..]).lines() {
