@@ -79,13 +79,18 @@ def fold_rounds(raw):
     return out
 
 
-def time_ratio(a, b):
-    """b's median time ÷ a's: the median of the per-round quotients when both ran
-    in the same rounds (each pair measured minutes apart at most), else of the medians."""
+def round_quotients(a, b):
+    """b's time ÷ a's in every round both ran in (each pair measured minutes apart at
+    most), or the one quotient of their medians when they share no round."""
     common = sorted(set(a.get("rounds", {})) & set(b.get("rounds", {})))
     if common:
-        return statistics.median(b["rounds"][k] / a["rounds"][k] for k in common)
-    return b["median_ns"] / a["median_ns"]
+        return [b["rounds"][k] / a["rounds"][k] for k in common]
+    return [b["median_ns"] / a["median_ns"]]
+
+
+def time_ratio(a, b):
+    """b's median time ÷ a's: the median of the per-round quotients."""
+    return statistics.median(round_quotients(a, b))
 
 
 def rate_ratio(a, b):
@@ -140,6 +145,32 @@ def ratio_value(spec, results):
     if spec.get("metric", "time") == "throughput":
         return rate_ratio(a, b)
     return time_ratio(a, b)
+
+
+def fmt_ratio(v, target):
+    """A ratio to two decimals, or three where two would round it across its target."""
+    if v is None:
+        return ""
+    digits = 3 if target is not None and (round(v, 2) >= target) != (v >= target) else 2
+    return f"{v:.{digits}f}x"
+
+
+def ratio_spread(spec, results):
+    """The lowest and highest per-round ratio behind `ratio_value` and the number of
+    rounds, as table text ("" for a ratio of one round or a missing benchmark)."""
+    a, b = results.get(spec["numerator"]), results.get(spec["denominator"])
+    if not a or not b:
+        return ""
+    quotients = round_quotients(a, b)
+    if len(quotients) < 2:
+        return ""
+    if spec.get("metric", "time") == "throughput":
+        pa, pb = per_second(a), per_second(b)
+        if not pa or not pb:
+            return ""
+        per_element = (pa[0] * a["median_ns"]) / (pb[0] * b["median_ns"])
+        quotients = [per_element * q for q in quotients]
+    return f"{min(quotients):.2f}–{max(quotients):.2f} ({len(quotients)})"
 
 
 def machine():
@@ -306,7 +337,10 @@ def main():
              "- Reproduce: `cargo bench -p tidemark-benches` (or `--bench <name>` for one file), then `python3 scripts/bench-report.py`",
              "  (after a partial run: `--carry-over BENCHMARKS.md` keeps the sections and ratio rows of groups not re-run, "
              "as they were; each group section says when it ran)", ""]
-    lines += ["## Ratios", "", "| claim | ratio | target | verdict |", "|---|---|---|---|"]
+    lines += ["## Ratios", "",
+              "Round range: the lowest and highest of the per-round ratios whose median is the ratio, and how many "
+              "rounds there were.", "",
+              "| claim | ratio | target | verdict | round range |", "|---|---|---|---|---|"]
     chart = []
     for spec in specs.get("ratio", []):
         v = ratio_value(spec, results)
@@ -317,7 +351,8 @@ def main():
             chart.append((spec["name"], carried_ratio(old_rows[head]), t))
             continue
         verdict = "not measured" if v is None else ("—" if t is None else ("meets" if v >= t else "**misses**"))
-        lines.append(f"{head} | {'' if v is None else f'{v:.2f}x'} | {'' if t is None else f'>= {t}x'} | {verdict} |")
+        lines.append(f"{head} | {fmt_ratio(v, t)} | {'' if t is None else f'>= {t}x'} | "
+                     f"{verdict} | {ratio_spread(spec, results)} |")
         chart.append((spec["name"], v, t))
     for spec in specs.get("absolute", []):
         r = results.get(spec["id"])
@@ -330,7 +365,7 @@ def main():
         if ps is None and head in old_rows:
             lines.append(old_rows[head])
             continue
-        lines.append(f"{head} | {val} | {bar} | {verdict} |")
+        lines.append(f"{head} | {val} | {bar} | {verdict} | |")
     if svg_chart(chart, ROOT / "docs" / "benchmarks.svg"):
         lines += ["", "![ratios](docs/benchmarks.svg)"]
     comparison = comparison_section(results, specs) or old_sections.get("Comparison", [])

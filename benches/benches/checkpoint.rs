@@ -11,9 +11,9 @@
 //!   its key (no listing: manifest read and verification, CRC32C of the part).
 //! * `checkpoint_read/<backend>/plain_get/<size>`: one `get` of the same bytes.
 //!
-//! The variants of one size on one backend alternate in rounds (three in a full run, order rotated
-//! each round; ids `<size>~r<round>`), and `scripts/bench-report.py` pairs their ratios round by
-//! round.
+//! The variants of one size on one backend alternate in rounds (order rotated each round; ids
+//! `<size>~r<round>`), and `scripts/bench-report.py` pairs their ratios round by round. A full run
+//! has nine short rounds below 1 GiB and three at 1 GiB ([`size_rounds`]).
 //!
 //! Backends: `local` (LocalFileSystem, fsync on, for both sides), `memory` (InMemory) and `s3` (a
 //! SeaweedFS server on 127.0.0.1 started by tidemark-test-servers). 1 GiB runs on local and
@@ -32,7 +32,7 @@ use std::{
 use bytes::Bytes;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, path::Path};
-use tidemark_benches::{round_id, round_order, rounds};
+use tidemark_benches::{quick, round_id, round_order, rounds};
 use tidemark_checkpoint::{CheckpointOptions, CheckpointStore};
 use tokio::runtime::Runtime;
 
@@ -145,11 +145,7 @@ fn configure(
 ) {
     group.throughput(Throughput::Bytes(size.bytes as u64));
     group.sample_size(10);
-    group.warm_up_time(Duration::from_millis(if size.bytes >= 64 * MIB {
-        500
-    } else {
-        1000
-    }));
+    group.warm_up_time(Duration::from_millis(500));
     // The measurement time is shared by the rounds (criterion still takes its 10 samples).
     let total_ms: u64 = if size.bytes >= 1024 * MIB {
         10_000
@@ -157,9 +153,25 @@ fn configure(
         3_000
     };
     group.measurement_time(Duration::from_millis(
-        (total_ms / rounds() as u64).max(1_000),
+        (total_ms / size_rounds(size) as u64).max(1_000),
     ));
     group.sampling_mode(SamplingMode::Flat);
+}
+
+/// Rounds of the alternation at `size`: nine in a full run below 1 GiB, three at 1 GiB (one in
+/// quick mode).
+///
+/// A server's speed drifts by some ±15% over seconds (SeaweedFS serving the same 1 MiB object:
+/// 1.8-2.5 ms per get from one second to the next), so a ratio of two measurements taken
+/// seconds apart carries that drift. Nine rounds of about a second each put the paired
+/// measurements closer together and take the median of nine ratios instead of three. At 1 GiB
+/// one iteration takes seconds, and three rounds already take minutes.
+fn size_rounds(size: &Size) -> usize {
+    if size.bytes < 1024 * MIB && !quick() {
+        9
+    } else {
+        rounds()
+    }
 }
 
 type Bench<'a> = criterion::Bencher<'a, criterion::measurement::WallTime>;
@@ -174,7 +186,7 @@ fn alternate(
     variants: &[&str],
     mut run: impl FnMut(usize, &mut Bench<'_>),
 ) {
-    for round in 0..rounds() {
+    for round in 0..size_rounds(size) {
         for i in round_order(variants.len(), round) {
             let name = format!("{}/{}", backend.name, variants[i]);
             group.bench_function(round_id(&name, size.label, round), |b| run(i, b));
