@@ -13,7 +13,7 @@
 //!
 //! The variants of one size on one backend alternate in rounds (order rotated each round; ids
 //! `<size>~r<round>`), and `scripts/bench-report.py` pairs their ratios round by round. A full run
-//! has nine short rounds below 1 GiB and three at 1 GiB ([`size_rounds`]).
+//! has nine short rounds, three for S3 writes of 1 GiB ([`alternation_rounds`]).
 //!
 //! Backends: `local` (LocalFileSystem, fsync on, for both sides), `memory` (InMemory) and `s3` (a
 //! SeaweedFS server on 127.0.0.1 started by tidemark-test-servers). 1 GiB runs on local and
@@ -152,41 +152,38 @@ fn configure(
     } else {
         3_000
     };
-    group.measurement_time(Duration::from_millis(
-        (total_ms / size_rounds(size) as u64).max(1_000),
-    ));
+    group.measurement_time(Duration::from_millis((total_ms / 9).max(1_000)));
     group.sampling_mode(SamplingMode::Flat);
 }
 
-/// Rounds of the alternation at `size`: nine in a full run below 1 GiB, three at 1 GiB (one in
-/// quick mode).
+/// Rounds of the alternation: nine in a full run, except for S3 writes of 1 GiB (three; one
+/// in quick mode).
 ///
 /// A server's speed drifts by some ±15% over seconds (SeaweedFS serving the same 1 MiB object:
-/// 1.8-2.5 ms per get from one second to the next), so a ratio of two measurements taken
-/// seconds apart carries that drift. Nine rounds of about a second each put the paired
-/// measurements closer together and take the median of nine ratios instead of three. At 1 GiB
-/// one iteration takes seconds, and three rounds already take minutes.
-fn size_rounds(size: &Size) -> usize {
-    if size.bytes < 1024 * MIB && !quick() {
-        9
-    } else {
-        rounds()
-    }
+/// 1.8-2.5 ms per get from one second to the next; the same 1 GiB object: 1.3-3.6 s), so a
+/// ratio of two measurements taken seconds apart carries that drift. Nine short rounds put the
+/// paired measurements closer together and take the median of nine ratios instead of three. An
+/// S3 write of 1 GiB takes seconds and leaves 1 GiB behind in the server (see the module docs):
+/// nine rounds of them would take the better part of an hour and more disk than the machine has.
+fn alternation_rounds(backend: &Backend, size: &Size, writes: bool) -> usize {
+    let costly = writes && backend.name == "s3" && size.bytes >= 1024 * MIB;
+    if quick() || costly { rounds() } else { 9 }
 }
 
 type Bench<'a> = criterion::Bencher<'a, criterion::measurement::WallTime>;
 
-/// Benchmarks `variants` of one size on one backend in alternating rounds
-/// (`tidemark_benches::rounds`, order rotated each round), ids
+/// Benchmarks `variants` of one size on one backend in `rounds` alternating rounds (order
+/// rotated each round), ids
 /// `<backend>/<variant>/<size>~r<round>`; `run(i, bencher)` measures variant `i`.
 fn alternate(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     backend: &Backend,
     size: &Size,
+    rounds: usize,
     variants: &[&str],
     mut run: impl FnMut(usize, &mut Bench<'_>),
 ) {
-    for round in 0..size_rounds(size) {
+    for round in 0..rounds {
         for i in round_order(variants.len(), round) {
             let name = format!("{}/{}", backend.name, variants[i]);
             group.bench_function(round_id(&name, size.label, round), |b| run(i, b));
@@ -207,6 +204,7 @@ fn bench_write(c: &mut Criterion, rt: &Runtime, backends: &[Backend]) {
                 &mut group,
                 backend,
                 size,
+                alternation_rounds(backend, size, true),
                 &["tidemark", "plain_put"],
                 |i, b| match i {
                     0 => b.iter_custom(|iters| tidemark_writes(rt, backend, &data, iters)),
@@ -275,7 +273,8 @@ fn bench_read(c: &mut Criterion, rt: &Runtime, backends: &[Backend]) {
                 epoch
             });
             let variants = ["tidemark", "tidemark_by_epoch", "plain_get"];
-            alternate(&mut group, backend, size, &variants, |i, b| {
+            let rounds = alternation_rounds(backend, size, false);
+            alternate(&mut group, backend, size, rounds, &variants, |i, b| {
                 b.iter(|| {
                     let len = rt.block_on(async {
                         match i {
