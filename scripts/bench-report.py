@@ -186,14 +186,14 @@ def machine():
 
 
 def run_when(rows):
-    """When a group's rows were measured: one time, or the span when they come from separate
-    runs (a filtered re-run of some of them); each ratio still pairs rows of one run."""
+    """When a group's rows were measured: the span from the first to the last (one run, or a
+    run and filtered re-runs of some of its rows; each ratio still pairs rows of one run)."""
     first = min(r["when"] for _, r in rows)
     last = max(r["when"] for _, r in rows)
     fmt = "%Y-%m-%d %H:%M UTC"
-    if (last - first).total_seconds() <= 3600:
+    if (last - first).total_seconds() <= 60:
         return f"Run {last.strftime(fmt)}."
-    return f"Rows from separate runs between {first.strftime(fmt)} and {last.strftime(fmt)}."
+    return f"Rows measured between {first.strftime(fmt)} and {last.strftime(fmt)}."
 
 
 def filesystem():
