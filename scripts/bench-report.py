@@ -93,13 +93,19 @@ def time_ratio(a, b):
     return statistics.median(round_quotients(a, b))
 
 
-def rate_ratio(a, b):
-    """a's median throughput ÷ b's, paired by round like `time_ratio`, or None."""
+def per_element_scale(a, b):
+    """What turns b's time ÷ a's into a's throughput ÷ b's (their elements per iteration
+    differ), or None when either has no throughput."""
     pa, pb = per_second(a), per_second(b)
     if not pa or not pb:
         return None
-    per_element = (pa[0] * a["median_ns"]) / (pb[0] * b["median_ns"])
-    return per_element * time_ratio(a, b)
+    return (pa[0] * a["median_ns"]) / (pb[0] * b["median_ns"])
+
+
+def rate_ratio(a, b):
+    """a's median throughput ÷ b's, paired by round like `time_ratio`, or None."""
+    scale = per_element_scale(a, b)
+    return None if scale is None else scale * time_ratio(a, b)
 
 
 def per_second(r):
@@ -165,11 +171,10 @@ def ratio_spread(spec, results):
     if len(quotients) < 2:
         return ""
     if spec.get("metric", "time") == "throughput":
-        pa, pb = per_second(a), per_second(b)
-        if not pa or not pb:
+        scale = per_element_scale(a, b)
+        if scale is None:
             return ""
-        per_element = (pa[0] * a["median_ns"]) / (pb[0] * b["median_ns"])
-        quotients = [per_element * q for q in quotients]
+        quotients = [scale * q for q in quotients]
     return f"{min(quotients):.2f}–{max(quotients):.2f} ({len(quotients)})"
 
 
