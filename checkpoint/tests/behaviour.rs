@@ -1,5 +1,6 @@
 //! Behaviour beyond the backend conformance suite: deadlines against dead servers, lost
-//! responses of conditional puts and the blocking API. (The command-line tool is
+//! responses of conditional puts, the parallelism and memory bound of streamed parts and the
+//! blocking API. (The command-line tool is
 //! `checkpoint-dump` in tidemark-tools, tested there.)
 
 use std::{
@@ -70,24 +71,95 @@ async fn s3_client_does_not_hang_on_a_dead_server() {
     assert_times_out(&url).await;
 }
 
-/// Applies conditional puts but reports a connection error for the first `lose` of them: the
-/// response of a put that did happen is lost.
-#[derive(Debug)]
-struct LosesResponses {
+/// An in-memory store with faults to inject.
+///
+/// * Lost responses: conditional puts are applied, but the first `lose` of them report a
+///   connection error.
+/// * Held uploads: each multipart part upload waits for a permit of `uploads.gate`, and
+///   `uploads` counts how many are in flight.
+#[derive(Debug, Default)]
+struct FaultyStore {
     inner: InMemory,
     lose: AtomicUsize,
     /// When set, the lost put is not applied either (the request itself was lost).
     drop_request: bool,
+    uploads: Arc<HeldUploads>,
 }
 
-impl fmt::Display for LosesResponses {
+/// Multipart part uploads waiting on a gate (open by default); `in_flight` and its high-water
+/// mark `peak`.
+#[derive(Debug)]
+struct HeldUploads {
+    gate: tokio::sync::Semaphore,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Default for HeldUploads {
+    fn default() -> Self {
+        let uploads = HeldUploads::held();
+        uploads.open();
+        uploads
+    }
+}
+
+impl HeldUploads {
+    /// Holds every part upload until [`open`](Self::open).
+    fn held() -> Self {
+        HeldUploads {
+            gate: tokio::sync::Semaphore::new(0),
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    /// Lets every part upload, held or still to come, through.
+    fn open(&self) {
+        self.gate
+            .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    }
+}
+
+/// A multipart upload whose parts wait on [`HeldUploads`].
+#[derive(Debug)]
+struct HeldUpload {
+    inner: Box<dyn MultipartUpload>,
+    uploads: Arc<HeldUploads>,
+}
+
+#[async_trait]
+impl MultipartUpload for HeldUpload {
+    fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
+        let uploads = Arc::clone(&self.uploads);
+        let now = uploads.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        uploads.peak.fetch_max(now, Ordering::SeqCst);
+        let upload = self.inner.put_part(data);
+        Box::pin(async move {
+            let permit = uploads.gate.acquire().await;
+            let result = upload.await;
+            drop(permit);
+            uploads.in_flight.fetch_sub(1, Ordering::SeqCst);
+            result
+        })
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        self.inner.complete().await
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        self.inner.abort().await
+    }
+}
+
+impl fmt::Display for FaultyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LosesResponses")
+        write!(f, "FaultyStore")
     }
 }
 
 #[async_trait]
-impl ObjectStore for LosesResponses {
+impl ObjectStore for FaultyStore {
     async fn put_opts(
         &self,
         location: &Path,
@@ -105,7 +177,7 @@ impl ObjectStore for LosesResponses {
                 self.inner.put_opts(location, payload, opts).await?;
             }
             return Err(object_store::Error::Generic {
-                store: "LosesResponses",
+                store: "FaultyStore",
                 source: "connection reset by peer".into(),
             });
         }
@@ -117,7 +189,11 @@ impl ObjectStore for LosesResponses {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
+        let inner = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(Box::new(HeldUpload {
+            inner,
+            uploads: Arc::clone(&self.uploads),
+        }))
     }
 
     async fn get_opts(
@@ -154,10 +230,10 @@ impl ObjectStore for LosesResponses {
 }
 
 fn lossy_store(lose: usize, drop_request: bool) -> CheckpointStore {
-    let store = LosesResponses {
-        inner: InMemory::new(),
+    let store = FaultyStore {
         lose: AtomicUsize::new(lose),
         drop_request,
+        ..FaultyStore::default()
     };
     CheckpointStore::from_object_store(
         Arc::new(store),
@@ -189,6 +265,67 @@ async fn lost_request_of_a_conditional_put_is_retried() {
         .unwrap();
     let epoch = w.commit().await.unwrap();
     assert_eq!(store.latest().await.unwrap().unwrap().epoch(), epoch);
+}
+
+/// Bytes a streamed part can take in while every part upload is held: one chunk per upload in
+/// flight, the chunk being filled, and one `write` call's worth.
+fn streaming_bound(chunk: usize, concurrency: usize, write: usize) -> usize {
+    chunk * (concurrency + 1) + write
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_part_uploads_in_parallel_with_bounded_memory() {
+    use tokio::io::AsyncWriteExt;
+    const MIB: usize = 1024 * 1024;
+    let (chunk, concurrency, write, total) = (5 * MIB, 3, MIB, 48 * MIB);
+    let faulty = Arc::new(FaultyStore {
+        uploads: Arc::new(HeldUploads::held()),
+        ..FaultyStore::default()
+    });
+    let uploads = Arc::clone(&faulty.uploads);
+    let mut options = CheckpointOptions::default();
+    options.upload_chunk_size = chunk;
+    options.upload_concurrency = concurrency;
+    let store = CheckpointStore::from_object_store(faulty, Path::from("ckpt"), options);
+    let data: Vec<u8> = (0..total).map(|i| (i * 131 % 251) as u8).collect();
+
+    let mut w = store.begin().await.unwrap();
+    let mut sink = w.part_writer("state").await.unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let writing = {
+        let (accepted, data) = (Arc::clone(&accepted), data.clone());
+        tokio::spawn(async move {
+            for piece in data.chunks(write) {
+                sink.write_all(piece).await?;
+                accepted.fetch_add(piece.len(), Ordering::SeqCst);
+            }
+            sink.shutdown().await?;
+            Ok::<_, std::io::Error>(())
+        })
+    };
+    // With every part upload held, the writer stalls once the uploads in flight are full.
+    let mut last = usize::MAX;
+    while accepted.load(Ordering::SeqCst) != last {
+        last = accepted.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        uploads.in_flight.load(Ordering::SeqCst),
+        concurrency,
+        "parts upload in parallel, up to upload_concurrency"
+    );
+    let bound = streaming_bound(chunk, concurrency, write);
+    assert!(
+        last <= bound,
+        "the writer took in {last} bytes while nothing was uploaded (bound {bound})"
+    );
+
+    uploads.open();
+    writing.await.unwrap().unwrap();
+    let epoch = w.commit().await.unwrap();
+    assert_eq!(uploads.peak.load(Ordering::SeqCst), concurrency);
+    let cp = store.checkpoint(epoch).await.unwrap().unwrap();
+    assert_eq!(cp.read_part("state").await.unwrap(), Bytes::from(data));
 }
 
 #[test]
