@@ -152,7 +152,9 @@ fn configure(
     } else {
         3_000
     };
-    group.measurement_time(Duration::from_millis((total_ms / 9).max(1_000)));
+    group.measurement_time(Duration::from_millis(
+        (total_ms / FULL_ROUNDS as u64).max(1_000),
+    ));
     group.sampling_mode(SamplingMode::Flat);
 }
 
@@ -167,8 +169,15 @@ fn configure(
 /// nine rounds of them would take the better part of an hour and more disk than the machine has.
 fn alternation_rounds(backend: &Backend, size: &Size, writes: bool) -> usize {
     let costly = writes && backend.name == "s3" && size.bytes >= 1024 * MIB;
-    if quick() || costly { rounds() } else { 9 }
+    if quick() || costly {
+        rounds()
+    } else {
+        FULL_ROUNDS
+    }
 }
+
+/// Rounds of a full run's alternation (see [`alternation_rounds`]).
+const FULL_ROUNDS: usize = 9;
 
 type Bench<'a> = criterion::Bencher<'a, criterion::measurement::WallTime>;
 

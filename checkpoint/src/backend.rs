@@ -19,8 +19,9 @@
 //! each written file before publishing it (rename, or hard link for put-if-absent) and then the
 //! directory it was published in, and every directory it creates up to the first existing one.
 //! The checkpoint directory itself, when `open` creates it, is synced into its parent here. On
-//! Linux, parts and manifests are written by `local_fs` instead (an anonymous file, synced, then
-//! linked into place and its directory synced): the same guarantee with fewer steps.
+//! Linux, manifests and parts given whole (`put_part`) are written by `local_fs` instead (an
+//! anonymous file, synced, then linked into place and its directory synced): the same guarantee
+//! with fewer steps. Streamed parts (`part_writer`) still go through `LocalFileSystem`.
 
 use std::{
     collections::HashMap,
