@@ -11,6 +11,15 @@
 //!   past the broken record, so the broken record had been made durable and has
 //!   since been damaged.
 //!
+//! One break is none of these: a segment whose frames all verify and that ends,
+//! without its seal, exactly where the next live segment's header says the log
+//! continues. Its seal was written at rotation but never reached the disk (a
+//! power cut after the rotation, with a build that did not sync the seal, or
+//! before the next sync): no record is missing, since the next segment's
+//! verified header names the LSN the old one ended at. Recovery restores the
+//! seal (when writable) and counts it in [`RecoveryReport::seals_restored`];
+//! every mode accepts it, because no record is damaged.
+//!
 //! The [`RecoveryMode`] then decides: truncate (by writing a seal at the break
 //! and retiring later segments; files are never shrunk), skip to the next valid
 //! frame, or refuse with an error naming segment, offset and LSN.
@@ -78,6 +87,10 @@ pub struct RecoveryReport {
     pub damage: Vec<Damage>,
     /// Prepared or recycled segment files holding no live records.
     pub spare_segments: usize,
+    /// Segments whose seal never reached the disk although the next segment
+    /// shows where they ended: nothing was lost, and a writable open wrote
+    /// the seal again.
+    pub seals_restored: Vec<PathBuf>,
     /// True if recovery wrote a truncation seal or retired segments (never for read-only opens).
     pub repaired: bool,
 }
@@ -139,7 +152,7 @@ pub(crate) fn recover(dir: &Path, mode: RecoveryMode, writable: bool) -> Result<
             i += 1;
             continue;
         }
-        match scan_segment(&live[i], &mut rec, mode, &live[i + 1..])? {
+        match scan_segment(&live[i], &mut rec, mode, &live[i + 1..], writable)? {
             SegmentEnd::Sealed => i += 1,
             SegmentEnd::Broken(off) => {
                 finish_at_break(&mut rec, &live[i], off, writable);
@@ -343,6 +356,7 @@ fn scan_segment(
     rec: &mut Recovered,
     mode: RecoveryMode,
     later: &[Arc<Segment>],
+    writable: bool,
 ) -> Result<SegmentEnd> {
     let mut off = SEGMENT_HEADER_LEN;
     // Frames below this offset belong to a batch `batch_end` has verified whole.
@@ -383,12 +397,54 @@ fn scan_segment(
                 rec.next_lsn += 1;
                 off += h.frame_len();
             }
+            _ if seal_not_written_back(seg, off, rec.next_lsn, later) => {
+                restore_seal(seg, off, rec, later, writable);
+                return Ok(SegmentEnd::Sealed);
+            }
             _ => match resolve_break(seg, off, rec, mode, later, "frame does not verify")? {
                 Some(next) => off = next,
                 None => return Ok(SegmentEnd::Broken(off)),
             },
         }
     }
+}
+
+/// True when `seg` ends at `off` only for want of its seal: the next live
+/// segment's verified header starts the log at `lsn`, exactly the LSN this
+/// segment would continue at, and no frame of this incarnation lies at or after
+/// `off` (zeros, stale bytes, or a torn seal). Every record before `lsn` has
+/// verified, so nothing is missing. A damaged record can never pass: the next
+/// segment would then start past `lsn`, or valid frames would follow it here.
+fn seal_not_written_back(seg: &Segment, off: u64, lsn: u64, later: &[Arc<Segment>]) -> bool {
+    later
+        .first()
+        .is_some_and(|next| next.header.base_lsn == lsn)
+        && valid_frames(seg, off).next().is_none()
+}
+
+/// Ends `seg` at `off` as its lost seal did, and writes that seal again when
+/// writable (made durable with every live segment in [`summarize`]). The seal
+/// time is the next segment's activation time: rotation stamps both alike.
+fn restore_seal(
+    seg: &Segment,
+    off: u64,
+    rec: &mut Recovered,
+    later: &[Arc<Segment>],
+    writable: bool,
+) {
+    let at = later.first().map_or(0, |n| n.header.created_unix_nanos);
+    tracing::warn!(
+        segment = %seg.path.display(), offset = off, next_lsn = rec.next_lsn,
+        "segment seal never reached the disk; the next segment shows where it ended"
+    );
+    if writable && off + SEAL_FRAME_LEN <= seg.len() {
+        seg.seal(off, rec.next_lsn, rec.next_lsn - 1, at);
+        rec.report.repaired = true;
+    } else {
+        // What a writable open would do, as far as the report can tell.
+        seg.mark_sealed((off + SEAL_FRAME_LEN).min(seg.len()), rec.next_lsn, at);
+    }
+    rec.report.seals_restored.push(seg.path.clone());
 }
 
 /// The byte offset past a batch whose first record, already verified, sits at

@@ -387,6 +387,15 @@ impl Segment {
         }
     }
 
+    /// The byte end of the seal if this segment is sealed and its seal is not
+    /// yet durable. A segment whose records were all durable when it was sealed
+    /// owes only its seal: [`crate::Wal`]'s sync leader pays it before it makes
+    /// any record of a later segment durable.
+    pub(crate) fn owed_seal(&self) -> Option<u64> {
+        self.sealed_end()
+            .filter(|&end| self.synced_to.load(Ordering::Acquire) < end)
+    }
+
     /// When the segment was sealed (unix nanos), if it is.
     pub(crate) fn sealed_at(&self) -> Option<u64> {
         self.sealed_end()

@@ -138,7 +138,10 @@ impl SegmentPool {
     }
 
     /// Retires `segment`: kept for reuse under a new number if there is room and
-    /// it has the current size, else deleted. Syncs the directory.
+    /// it has the current size, else deleted. Syncs the directory, and a kept
+    /// segment joins the pool only after that sync: records acknowledged in it
+    /// later must not rest on a rename a power cut could undo (its new header
+    /// under its old name reads as a spare, and the records would be lost).
     pub(crate) fn retire(&self, segment: Segment) -> Result<()> {
         let path = segment.path.clone();
         let seq = {
@@ -151,16 +154,18 @@ impl SegmentPool {
         match seq {
             Some(seq) => {
                 let spare = segment.into_spare().renumber(&self.shared.dir, seq)?;
+                sync_dir(&self.shared.dir)?;
                 self.shared.state.lock().unprimed.push(spare);
                 self.shared.wake.notify_one();
+                Ok(())
             }
             None => {
                 drop(segment);
                 std::fs::remove_file(&path)
                     .map_err(|e| WalError::io("remove segment", &path, e))?;
+                sync_dir(&self.shared.dir)
             }
         }
-        sync_dir(&self.shared.dir)
     }
 }
 

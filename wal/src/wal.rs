@@ -541,7 +541,15 @@ impl Inner {
         w
     }
 
-    /// The byte ranges to sync so that every LSN up to `target` is durable.
+    /// The byte ranges to sync so that every LSN up to `target` is durable,
+    /// oldest first.
+    ///
+    /// They begin with the seal of any earlier segment that still owes one: a
+    /// segment rotated after its last record was already durable holds nothing
+    /// else unsynced, and without its seal on disk a power cut would leave it
+    /// ending in zeros beside later segments stamped durable past it, which
+    /// recovery would have to take for corruption (ARCHITECTURE.md, "What each
+    /// sync covers"). One more page to sync per rotation, never per append.
     fn sync_ranges(&self, target: u64) -> Vec<(Arc<Segment>, u64)> {
         let from = self.barrier.durable_hint() + 1;
         if target < from {
@@ -549,16 +557,21 @@ impl Inner {
         }
         let segs = self.segments.read();
         let start = segs.range(..=from).next_back().map_or(0, |(b, _)| *b);
-        segs.range(start..=target)
-            .filter_map(|(_, seg)| {
-                if seg.end_lsn() <= target + 1 {
-                    return seg.sealed_end().map(|end| (seg.clone(), end));
-                }
-                let off = seg.index.get(target - seg.header.base_lsn)?;
-                let (h, _, _) = seg.frame_at(u64::from(off))?;
-                Some((seg.clone(), u64::from(off) + h.frame_len()))
-            })
-            .collect()
+        let mut owed: Vec<(Arc<Segment>, u64)> = segs
+            .range(..start)
+            .rev()
+            .map_while(|(_, seg)| seg.owed_seal().map(|end| (seg.clone(), end)))
+            .collect();
+        owed.reverse();
+        owed.extend(segs.range(start..=target).filter_map(|(_, seg)| {
+            if seg.end_lsn() <= target + 1 {
+                return seg.sealed_end().map(|end| (seg.clone(), end));
+            }
+            let off = seg.index.get(target - seg.header.base_lsn)?;
+            let (h, _, _) = seg.frame_at(u64::from(off))?;
+            Some((seg.clone(), u64::from(off) + h.frame_len()))
+        }));
+        owed
     }
 
     /// The segment whose LSN range holds `lsn`.
@@ -663,6 +676,48 @@ mod tests {
 
     use super::*;
     use crate::segment::fail_injection::fail_syncs_under;
+
+    /// Issue #16: a rotated segment's seal is durable before any record of a
+    /// later segment is acknowledged as durable, so a power cut never leaves a
+    /// sealed segment ending in zeros beside later segments stamped past it.
+    #[test]
+    fn every_seal_is_durable_before_a_later_record_is() {
+        for durability in [
+            Durability::PerWrite,
+            Durability::Group {
+                max_delay: Duration::from_micros(200),
+            },
+            Durability::Buffered,
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let opts = WalOptions {
+                segment_size: 64 << 10,
+                durability,
+                ..WalOptions::default()
+            };
+            let wal = Wal::open(dir.path(), opts).expect("open");
+            let mut rotations = 0;
+            for i in 0..600u32 {
+                let segments = wal.inner.segments.read().len();
+                wal.append(&vec![i as u8; 300 + (i as usize * 7) % 500])
+                    .expect("append");
+                if durability == Durability::Buffered {
+                    wal.sync().expect("sync");
+                }
+                rotations += wal.inner.segments.read().len() - segments;
+                for seg in wal.inner.segments.read().values() {
+                    assert_eq!(
+                        seg.owed_seal(),
+                        None,
+                        "{durability:?}: {} owes its seal after LSN {} was acknowledged durable",
+                        seg.path.display(),
+                        i + 1
+                    );
+                }
+            }
+            assert!(rotations >= 4, "{durability:?}: only {rotations} rotations");
+        }
+    }
 
     #[test]
     fn a_failed_sync_poisons_the_instance_until_it_is_reopened() {

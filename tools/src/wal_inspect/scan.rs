@@ -370,6 +370,7 @@ pub(crate) fn report_json(r: &RecoveryReport) -> Value {
         "records_skipped": r.records_skipped,
         "spare_segments": r.spare_segments,
         "damage": r.damage.iter().map(|d| Problem::from_damage(d).json()).collect::<Vec<_>>(),
+        "seals_restored": r.seals_restored.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
     })
 }
 

@@ -44,6 +44,15 @@ pub(crate) fn run(dir: &Path, json: bool, out: &mut dyn Write) -> Result<Health,
     for p in &problems {
         writeln!(out, "damage: {}", p.line())?;
     }
+    if let Ok(report) = &scan.default_open {
+        for path in &report.seals_restored {
+            writeln!(
+                out,
+                "note: {} lost its seal (never written back before a power cut); no record is missing, and a writable open writes it again",
+                path.display()
+            )?;
+        }
+    }
     match &scan.default_open {
         Ok(_) if problems.is_empty() => writeln!(out, "verdict: healthy")?,
         Ok(_) => writeln!(
