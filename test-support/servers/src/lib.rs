@@ -4,11 +4,13 @@
 //!   request signatures and implements conditional writes.
 //! * [`MiniDfs`]: an HDFS MiniDFSCluster (Hadoop 3.5.0) started by the Java launcher in
 //!   `test-support/minidfs`.
+//! * [`Kafka`]: a single-node Apache Kafka 4.4 cluster (KRaft, broker and controller in one
+//!   process) started by the Java launcher in `test-support/kafka`.
 //!
-//! [`seaweedfs()`] and [`minidfs()`] start one server per test binary, on first use, and share
-//! it between the binary's tests. If a server cannot be found or started they panic with the
-//! reason, so a test that needs it fails instead of skipping. Missing binaries are installed
-//! first by running `scripts/setup-test-servers.sh` once.
+//! [`seaweedfs()`], [`minidfs()`] and [`kafka()`] start one server per test binary, on first use,
+//! and share it between the binary's tests. If a server cannot be found or started they panic
+//! with the reason, so a test that needs it fails instead of skipping. Missing binaries are
+//! installed first by running `scripts/setup-test-servers.sh` once.
 //!
 //! [`strace`] runs a test as a child under `strace` so durability tests can read what was fsynced.
 //!
@@ -27,7 +29,10 @@ use std::{
 };
 
 pub mod child;
+mod kafka;
 pub mod strace;
+
+pub use kafka::{Kafka, kafka, kafka_jar};
 
 /// How long a server may take to become ready.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -95,7 +100,7 @@ fn weed_binary() -> Option<PathBuf> {
 fn ensure_installed() {
     static SETUP: OnceLock<()> = OnceLock::new();
     SETUP.get_or_init(|| {
-        if weed_binary().is_some() && minidfs_jar().exists() {
+        if weed_binary().is_some() && minidfs_jar().exists() && kafka_jar().exists() {
             return;
         }
         let script = repo_root().join("scripts/setup-test-servers.sh");
