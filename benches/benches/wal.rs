@@ -11,7 +11,10 @@
 //! - `wal_replay`: a full CRC-verified scan of a 1 GiB log of 4 KiB records from
 //!   the page cache, a plain buffered read of the same files, and reopen time;
 //! - `wal_segment_init`: PerWrite 1 KiB appends into zero-filled vs reserve-only
-//!   segments (why new segments are zero-filled through their mapping).
+//!   segments (why new segments are zero-filled through their mapping);
+//! - `wal_rotation`: PerWrite and Group (8 writers) 256 B appends into 1 MiB
+//!   segments, a rotation every ~3,600 appends (each syncs the old segment's
+//!   seal too), beside `pwrite_fdatasync` of 256 B in the same rounds.
 //!
 //! Run: `cargo bench -p tidemark-benches --bench wal`, then
 //! `python3 scripts/bench-report.py` to regenerate BENCHMARKS.md.
@@ -231,9 +234,51 @@ fn wal_segment_init(c: &mut Criterion) {
     g.finish();
 }
 
+/// Small segments, so rotation is part of the steady state (the case of issue
+/// #16, whose fix syncs each rotated segment's seal): PerWrite and Group
+/// appends of 256 B into 1 MiB segments, and the durable floor for 256 B, in
+/// alternating order per round.
+fn wal_rotation(c: &mut Criterion) {
+    let record = vec![0x5Au8; 256];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut floor =
+        PwriteFdatasync::new(&dir.path().join("floor-256B"), 256 << 20).expect("floor file");
+    let logs: Vec<(&str, Arc<Wal>, usize)> = [
+        ("perwrite_1w", Durability::PerWrite, 1),
+        ("group_8w", group_commit(), 8),
+    ]
+    .into_iter()
+    .map(|(name, durability, writers)| {
+        let opts = WalOptions {
+            segment_size: 1 << 20,
+            durability,
+            ..WalOptions::default()
+        };
+        let wal = Wal::open(dir.path().join(name), opts).expect("open");
+        (name, Arc::new(wal), writers)
+    })
+    .collect();
+    for round in 0..rounds() {
+        let mut g = c.benchmark_group("wal_rotation");
+        g.throughput(Throughput::Elements(1));
+        for i in tidemark_benches::round_order(logs.len() + 1, round) {
+            let Some((name, wal, writers)) = logs.get(i) else {
+                g.bench_function(round_id("pwrite_fdatasync", "256B", round), |b| {
+                    b.iter(|| floor.write(black_box(&record)).expect("pwrite+fdatasync"))
+                });
+                continue;
+            };
+            g.bench_function(round_id(name, "256B_1MiB_segments", round), |b| {
+                b.iter_custom(|iters| timed_appends(wal, &record, *writers, iters))
+            });
+        }
+        g.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = tidemark_benches::criterion_config();
-    targets = appends_and_limits, wal_replay, wal_segment_init
+    targets = appends_and_limits, wal_replay, wal_segment_init, wal_rotation
 }
 criterion_main!(benches);

@@ -27,7 +27,10 @@
 //!
 //! A *seal* frame (kind 2, 8-byte payload: seal time in unix nanos) ends a
 //! segment on purpose; its `lsn` is the first LSN of the next segment. A segment
-//! without a seal ends at its first frame that does not verify.
+//! without a seal ends at its first frame that does not verify. The seal is
+//! durable before any record of the next segment is; should it still be missing
+//! (a log of an earlier build cut off by a power loss), the next segment's
+//! header, whose `base_lsn` is where this one ended, shows that nothing else is.
 //!
 //! `hint_delta` records how far the durable LSN lagged when the frame was
 //! written (saturating). It lets recovery tell a torn tail from corruption: a bad
