@@ -1,0 +1,19 @@
+//! tidemark-stream: Spark Streaming's micro-batch layer on tidemark's storage crates.
+//!
+//! Receivers cut their input into blocks ([`receiver`]); block handlers store
+//! each block in the block store and, with the WAL on, in a receiver WAL
+//! ([`handler`]); the driver's tracker logs every block it hears of, every batch
+//! it allocates and every batch it cleans to a metadata WAL before it changes
+//! its state ([`tracker`]), so a restarted driver replays to where it was.
+//!
+//! Start reading at [`receiver`], then [`tracker`].
+
+pub mod block;
+mod error;
+pub mod handler;
+pub mod receiver;
+pub mod records;
+pub mod tracker;
+
+pub use block::{BatchTime, ReceivedBlockInfo, StreamBlockId, WalHandle};
+pub use error::StreamError;

@@ -1,0 +1,1 @@
+//! Receivers (being written).
