@@ -43,6 +43,22 @@ pub enum StreamError {
         /// The limit.
         after: Duration,
     },
+    /// A task failed as often as allowed; its batch fails.
+    #[error("task {task} failed {failures} times; last: {last_error}")]
+    TaskFailed {
+        /// The task's index in its set.
+        task: usize,
+        /// How often it failed.
+        failures: u32,
+        /// The last failure's reason.
+        last_error: String,
+    },
+    /// No executor was alive to run tasks for this long.
+    #[error("no executor alive for {waited:?}")]
+    NoExecutors {
+        /// How long the scheduler waited.
+        waited: Duration,
+    },
     /// A block is in neither the block store nor a receiver WAL: its level did
     /// not survive what happened, and the WAL was off.
     #[error("block {0} is lost: no copy in the block store, and no receiver WAL holds it")]

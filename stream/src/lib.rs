@@ -13,6 +13,7 @@ mod error;
 pub mod handler;
 pub mod receiver;
 pub mod records;
+pub mod scheduler;
 pub mod tracker;
 
 pub use block::{BatchTime, ReceivedBlockInfo, StreamBlockId, WalHandle};
