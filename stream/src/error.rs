@@ -53,6 +53,14 @@ pub enum StreamError {
         /// The last failure's reason.
         last_error: String,
     },
+    /// The supervised driver failed and was not (or no longer) restarted.
+    #[error("the driver failed after {starts} start(s); last exit: {last_status}")]
+    DriverFailed {
+        /// Driver starts, the first included.
+        starts: u32,
+        /// How the last one ended.
+        last_status: String,
+    },
     /// No executor was alive to run tasks for this long.
     #[error("no executor alive for {waited:?}")]
     NoExecutors {

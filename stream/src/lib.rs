@@ -14,6 +14,7 @@ pub mod handler;
 pub mod receiver;
 pub mod records;
 pub mod scheduler;
+pub mod supervisor;
 pub mod tracker;
 
 pub use block::{BatchTime, ReceivedBlockInfo, StreamBlockId, WalHandle};
