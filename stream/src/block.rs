@@ -61,3 +61,79 @@ pub struct ReceivedBlockInfo {
     /// Its copy in the receiver WAL, when the WAL is on.
     pub wal: Option<WalHandle>,
 }
+
+impl ReceivedBlockInfo {
+    /// Appends this info in the stream layer's binary form.
+    pub fn encode(&self, e: &mut crate::wire::Encoder) {
+        e.u32(self.block.stream_id)
+            .u64(self.block.unique_id)
+            .opt_u64(self.num_records);
+        match self.wal {
+            None => e.u8(0),
+            Some(w) => e.u8(1).u32(w.stream_id).u64(w.lsn),
+        };
+    }
+
+    /// Reads an info written by [`ReceivedBlockInfo::encode`].
+    pub fn decode(
+        d: &mut crate::wire::Decoder<'_>,
+    ) -> Result<ReceivedBlockInfo, crate::wire::DecodeError> {
+        let block = StreamBlockId {
+            stream_id: d.u32("block stream id")?,
+            unique_id: d.u64("block unique id")?,
+        };
+        let num_records = d.opt_u64("block record count")?;
+        let wal = match d.u8("block WAL tag")? {
+            0 => None,
+            1 => Some(WalHandle {
+                stream_id: d.u32("WAL stream id")?,
+                lsn: d.u64("WAL LSN")?,
+            }),
+            t => return Err(crate::wire::DecodeError(format!("block WAL tag {t}"))),
+        };
+        Ok(ReceivedBlockInfo {
+            block,
+            num_records,
+            wal,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Decoder, Encoder};
+
+    #[test]
+    fn block_infos_round_trip() {
+        let infos = [
+            ReceivedBlockInfo {
+                block: StreamBlockId {
+                    stream_id: 3,
+                    unique_id: 1 << 41,
+                },
+                num_records: Some(12),
+                wal: Some(WalHandle {
+                    stream_id: 3,
+                    lsn: 99,
+                }),
+            },
+            ReceivedBlockInfo {
+                block: StreamBlockId {
+                    stream_id: 0,
+                    unique_id: 0,
+                },
+                num_records: None,
+                wal: None,
+            },
+        ];
+        for info in infos {
+            let mut e = Encoder::new();
+            info.encode(&mut e);
+            let buf = e.finish();
+            let mut d = Decoder::new(&buf);
+            assert_eq!(ReceivedBlockInfo::decode(&mut d), Ok(info));
+            d.end("info").expect("all read");
+        }
+    }
+}

@@ -61,6 +61,20 @@ pub enum StreamError {
         /// How the last one ended.
         last_status: String,
     },
+    /// The connection to the driver is gone (the driver died or closed it).
+    #[error("the driver is gone: {0}")]
+    DriverGone(String),
+    /// The driver could not take a block report (its metadata WAL failed, say).
+    #[error("the driver refused block {block}: {reason}")]
+    BlockRefused {
+        /// The block.
+        block: StreamBlockId,
+        /// The driver's reason.
+        reason: String,
+    },
+    /// The executor is not connected (it died, or never registered).
+    #[error("executor {0} is not connected")]
+    ExecutorGone(u32),
     /// No executor was alive to run tasks for this long.
     #[error("no executor alive for {waited:?}")]
     NoExecutors {

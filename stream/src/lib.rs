@@ -13,9 +13,11 @@ mod error;
 pub mod handler;
 pub mod receiver;
 pub mod records;
+pub mod rpc;
 pub mod scheduler;
 pub mod supervisor;
 pub mod tracker;
+pub mod wire;
 
 pub use block::{BatchTime, ReceivedBlockInfo, StreamBlockId, WalHandle};
 pub use error::StreamError;

@@ -191,3 +191,18 @@ fn with_no_executor_alive_the_set_fails_after_its_timeout() {
         other => panic!("expected NoExecutors, got {other:?}"),
     }
 }
+
+#[test]
+fn a_task_every_live_executor_failed_runs_on_one_of_them_again() {
+    // One executor: the retry has nowhere else to go, so it runs there again and succeeds.
+    let backend = LocalBackend::new(1, 1, |t: &u32, ctx: &TaskContext| {
+        match ctx.attempt().attempt {
+            0 => Err("transient".to_string()),
+            _ => Ok(*t),
+        }
+    });
+    assert_eq!(
+        run_task_set(&backend, vec![5], &no_speculation()).expect("run"),
+        vec![5]
+    );
+}

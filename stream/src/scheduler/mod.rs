@@ -28,9 +28,12 @@ pub use task_set::run_task_set;
 /// An executor, as the backend names it.
 pub type ExecutorId = u32;
 
-/// One attempt at one task.
+/// One attempt at one task of one task set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AttemptId {
+    /// The task set (unique in the driver process), so a late report of an
+    /// earlier set's attempt is never taken for this one's.
+    pub set: u64,
     /// The task's index in its set.
     pub task: usize,
     /// Attempts of the same task are numbered from 0.

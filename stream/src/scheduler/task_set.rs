@@ -1,6 +1,7 @@
 //! The run loop of one task set: launch, retry, speculate, finish.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,9 @@ use crate::error::StreamError;
 
 /// How often the loop looks at executors and speculation when nothing completes.
 const TICK: Duration = Duration::from_millis(20);
+
+/// The next task set's id.
+static NEXT_SET: AtomicU64 = AtomicU64::new(1);
 
 /// Runs every task of `tasks` on `backend`'s executors; returns the outputs
 /// in task order, or the error of the first task that failed
@@ -43,6 +47,7 @@ struct TaskState {
 }
 
 struct SetRun<'a, B: TaskBackend> {
+    set: u64,
     backend: &'a B,
     tasks: Vec<B::Task>,
     conf: SchedulerConf,
@@ -63,6 +68,7 @@ impl<'a, B: TaskBackend> SetRun<'a, B> {
         let n = tasks.len();
         let (tx, rx) = mpsc::channel();
         SetRun {
+            set: NEXT_SET.fetch_add(1, Ordering::Relaxed),
             backend,
             tasks,
             conf,
@@ -92,16 +98,27 @@ impl<'a, B: TaskBackend> SetRun<'a, B> {
     }
 
     /// Launches pending tasks, then speculative copies, on free executor slots.
+    ///
+    /// A task waits for an executor it has not failed on while one is alive,
+    /// even a busy one; only when every live executor failed it does it run on
+    /// one of those again.
     fn launch_ready(&mut self) -> Result<(), StreamError> {
-        let mut free = self.free_slots()?;
-        while let Some(&task) = self.pending.front() {
-            let Some(executor) = pick(&mut free, |e| !self.states[task].failed_on.contains(&e))
-            else {
-                break;
+        let (alive, mut free) = self.free_slots()?;
+        let mut waiting = VecDeque::new();
+        while let Some(task) = self.pending.pop_front() {
+            let failed = &self.states[task].failed_on;
+            let untried_alive = alive.iter().any(|e| !failed.contains(e));
+            let choice = if untried_alive {
+                pick_strict(&mut free, |e| !failed.contains(&e))
+            } else {
+                pick_strict(&mut free, |_| true)
             };
-            self.pending.pop_front();
-            self.launch(task, executor);
+            match choice {
+                Some(executor) => self.launch(task, executor),
+                None => waiting.push_back(task),
+            }
         }
+        self.pending = waiting;
         let mut waiting = VecDeque::new();
         while let Some(task) = self.speculatable.pop_front() {
             let busy_on: Vec<ExecutorId> = self.states[task]
@@ -125,7 +142,7 @@ impl<'a, B: TaskBackend> SetRun<'a, B> {
     }
 
     /// Free slots per executor; fails once no executor was alive for the timeout.
-    fn free_slots(&mut self) -> Result<HashMap<ExecutorId, usize>, StreamError> {
+    fn free_slots(&mut self) -> Result<(Vec<ExecutorId>, HashMap<ExecutorId, usize>), StreamError> {
         let executors = self.backend.executors();
         if executors.is_empty() {
             let since = *self.no_executors_since.get_or_insert_with(Instant::now);
@@ -137,6 +154,7 @@ impl<'a, B: TaskBackend> SetRun<'a, B> {
         } else {
             self.no_executors_since = None;
         }
+        let alive: Vec<ExecutorId> = executors.iter().map(|e| e.0).collect();
         let mut free: HashMap<ExecutorId, usize> = executors.into_iter().collect();
         for r in self.states.iter().flat_map(|s| &s.running) {
             if let Some(slots) = free.get_mut(&r.executor) {
@@ -144,12 +162,13 @@ impl<'a, B: TaskBackend> SetRun<'a, B> {
             }
         }
         free.retain(|_, slots| *slots > 0);
-        Ok(free)
+        Ok((alive, free))
     }
 
     fn launch(&mut self, task: usize, executor: ExecutorId) {
         let state = &mut self.states[task];
         let attempt = AttemptId {
+            set: self.set,
             task,
             attempt: state.next_attempt,
         };
@@ -165,6 +184,9 @@ impl<'a, B: TaskBackend> SetRun<'a, B> {
 
     fn complete(&mut self, c: Completion<B::Output>) -> Result<(), StreamError> {
         let task = c.attempt.task;
+        if c.attempt.set != self.set {
+            return Ok(()); // another set's attempt
+        }
         let Some(state) = self.states.get_mut(task) else {
             return Ok(());
         };
@@ -192,6 +214,7 @@ impl<'a, B: TaskBackend> SetRun<'a, B> {
         state.done = true;
         for other in state.running.drain(..) {
             self.backend.cancel(AttemptId {
+                set: self.set,
                 task,
                 attempt: other.attempt,
             });
@@ -256,6 +279,7 @@ impl<'a, B: TaskBackend> SetRun<'a, B> {
         for (task, state) in self.states.iter_mut().enumerate() {
             for r in state.running.drain(..) {
                 self.backend.cancel(AttemptId {
+                    set: self.set,
                     task,
                     attempt: r.attempt,
                 });
@@ -280,14 +304,6 @@ fn slow_threshold(
     sorted.sort_unstable();
     let median = sorted[sorted.len() / 2];
     Some(median.mul_f64(spec.multiplier).max(spec.min_task_runtime))
-}
-
-/// Takes a free slot, preferring executors for which `preferred` holds.
-fn pick(
-    free: &mut HashMap<ExecutorId, usize>,
-    preferred: impl Fn(ExecutorId) -> bool,
-) -> Option<ExecutorId> {
-    pick_strict(free, &preferred).or_else(|| pick_strict(free, |_| true))
 }
 
 /// Takes a free slot on an executor for which `allowed` holds (lowest id first).
@@ -330,12 +346,12 @@ mod tests {
     }
 
     #[test]
-    fn slots_prefer_allowed_executors_and_run_out() {
+    fn slots_go_to_allowed_executors_lowest_first_and_run_out() {
         let mut free: HashMap<ExecutorId, usize> = [(1, 1), (2, 2)].into_iter().collect();
-        assert_eq!(pick(&mut free, |e| e != 1), Some(2));
+        assert_eq!(pick_strict(&mut free, |e| e != 1), Some(2));
         assert_eq!(pick_strict(&mut free, |e| e == 3), None);
-        assert_eq!(pick(&mut free, |e| e == 3), Some(1));
-        assert_eq!(pick(&mut free, |_| true), Some(2));
-        assert_eq!(pick(&mut free, |_| true), None);
+        assert_eq!(pick_strict(&mut free, |_| true), Some(1));
+        assert_eq!(pick_strict(&mut free, |_| true), Some(2));
+        assert_eq!(pick_strict(&mut free, |_| true), None);
     }
 }
