@@ -72,6 +72,9 @@ pub enum StreamError {
         /// The driver's reason.
         reason: String,
     },
+    /// The stream graph the user built cannot run.
+    #[error("invalid stream graph: {0}")]
+    InvalidGraph(String),
     /// The executor is not connected (it died, or never registered).
     #[error("executor {0} is not connected")]
     ExecutorGone(u32),

@@ -10,6 +10,7 @@
 
 pub mod block;
 mod error;
+pub mod graph;
 pub mod handler;
 pub mod receiver;
 pub mod records;
