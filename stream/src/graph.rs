@@ -345,7 +345,10 @@ mod tests {
     use super::*;
     use crate::block::StreamBlockId;
 
-    fn graph(sink: Arc<Mutex<Vec<(u64, Vec<u64>)>>>) -> StreamGraph {
+    /// What the test output saw: (batch time, records) per call.
+    type Sink = Arc<Mutex<Vec<(u64, Vec<u64>)>>>;
+
+    fn graph(sink: Sink) -> StreamGraph {
         let g = GraphBuilder::new();
         g.socket_text_stream("127.0.0.1:9999")
             .flat_map(|l: String| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
