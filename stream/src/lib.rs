@@ -17,6 +17,7 @@ pub mod records;
 pub mod rpc;
 pub mod scheduler;
 pub mod supervisor;
+pub mod task_runner;
 pub mod tracker;
 pub mod wire;
 
