@@ -116,6 +116,12 @@ pub enum StreamError {
         #[source]
         source: std::io::Error,
     },
+    /// A block of a stream the tracker was not opened with.
+    #[error("block of stream {stream_id}: the tracker does not track that stream")]
+    UnknownStream {
+        /// The stream.
+        stream_id: u32,
+    },
 }
 
 impl StreamError {
