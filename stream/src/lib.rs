@@ -9,6 +9,7 @@
 //! Start reading at [`receiver`], then [`tracker`].
 
 pub mod block;
+pub mod checkpoint;
 mod error;
 pub mod handler;
 pub mod receiver;
