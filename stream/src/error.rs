@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use crate::block::StreamBlockId;
+use crate::block::{BatchTime, StreamBlockId};
+use crate::checkpoint::GraphDifference;
 
 /// An error of the stream layer.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +123,123 @@ pub enum StreamError {
         /// The stream.
         stream_id: u32,
     },
+    /// The checkpoint store failed (open, begin, a part, commit, a read).
+    #[error("{what}: {source}")]
+    Checkpoint {
+        /// What was being done, and where.
+        what: String,
+        /// The store's error (boxed: it is large).
+        #[source]
+        source: Box<tidemark_checkpoint::CheckpointError>,
+    },
+    /// Every attempt to write a batch's checkpoint failed: the stream must stop,
+    /// for it would otherwise run on without checkpoints (SPARK-22429).
+    #[error(
+        "checkpoint of batch {batch} failed after {attempts} attempt(s); stop the stream: {last}"
+    )]
+    CheckpointWrite {
+        /// The batch whose checkpoint was being written.
+        batch: BatchTime,
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        #[source]
+        last: Box<StreamError>,
+    },
+    /// An earlier checkpoint write failed; the checkpoint writer takes no more batches.
+    #[error(
+        "the checkpoint writer failed at batch {failed_at} and takes no more batches; stop the stream"
+    )]
+    CheckpointerFailed {
+        /// The batch whose checkpoint could not be written.
+        failed_at: BatchTime,
+    },
+    /// A stream checkpoint part was written in a newer format than this build reads.
+    #[error(
+        "checkpoint {epoch}, part {part:?}, has format {found}; this build reads formats up to {supported}: upgrade tidemark"
+    )]
+    CheckpointFormat {
+        /// The checkpoint's epoch.
+        epoch: u64,
+        /// The part.
+        part: String,
+        /// Its format.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
+    /// A stream checkpoint part does not decode: damage, or not written by tidemark-stream.
+    #[error("checkpoint {epoch}, part {part:?}, is damaged: {reason}")]
+    CheckpointDamaged {
+        /// The checkpoint's epoch.
+        epoch: u64,
+        /// The part.
+        part: String,
+        /// What does not decode.
+        reason: String,
+    },
+    /// The stream graph of the code differs from the checkpoint's.
+    #[error(
+        "the stream graph differs from the checkpoint's: {}; set start_from_changed_graph to start from the checkpoint anyway",
+        list(.differences)
+    )]
+    GraphChanged {
+        /// Every difference.
+        differences: Vec<GraphDifference>,
+    },
+    /// The batch interval changed while batches of the old interval are pending.
+    #[error(
+        "setting batch_interval changed from {old:?} to {new:?} while {} batch(es) are pending ({}): set drain_first to run them under the old interval first",
+        pending.len(),
+        list(pending)
+    )]
+    BatchIntervalChanged {
+        /// The checkpoint's interval.
+        old: Duration,
+        /// The code's interval.
+        new: Duration,
+        /// The pending batches.
+        pending: Vec<BatchTime>,
+    },
+    /// A batch was allocated, completed or applied out of batch order.
+    #[error("{what}: batch {batch} is out of order: {reason}")]
+    BatchOutOfOrder {
+        /// What was being done.
+        what: &'static str,
+        /// The batch.
+        batch: BatchTime,
+        /// Which order it breaks.
+        reason: String,
+    },
+    /// What the caller handed in for a batch's checkpoint does not match the stream graph.
+    #[error("checkpoint input of batch {batch} does not match the stream graph: {reason}")]
+    CheckpointInput {
+        /// The batch.
+        batch: BatchTime,
+        /// What does not match.
+        reason: String,
+    },
+    /// The store holds checkpoints, and none of them can be read. Starting
+    /// fresh would drop their offsets and state: remove the directory to do so.
+    #[error(
+        "no checkpoint in {location} can be read ({}); remove the checkpoint directory to start fresh",
+        list(damaged)
+    )]
+    NoReadableCheckpoint {
+        /// The store (credentials masked).
+        location: String,
+        /// Each damaged checkpoint: its epoch and why.
+        damaged: Vec<String>,
+    },
+}
+
+/// `a; b; c` for error messages.
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl StreamError {
@@ -132,5 +250,15 @@ impl StreamError {
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StreamError {
         let what = what.into();
         move |source| StreamError::Io { what, source }
+    }
+
+    pub(crate) fn checkpoint(
+        what: impl Into<String>,
+    ) -> impl FnOnce(tidemark_checkpoint::CheckpointError) -> StreamError {
+        let what = what.into();
+        move |source| StreamError::Checkpoint {
+            what,
+            source: Box::new(source),
+        }
     }
 }

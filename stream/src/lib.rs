@@ -9,6 +9,7 @@
 //! Start reading at [`receiver`], then [`tracker`].
 
 pub mod block;
+pub mod checkpoint;
 pub mod driver;
 mod error;
 pub mod graph;
