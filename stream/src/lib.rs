@@ -11,6 +11,7 @@
 pub mod block;
 mod error;
 pub mod handler;
+pub mod kafka;
 pub mod receiver;
 pub mod records;
 pub mod scheduler;
