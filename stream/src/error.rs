@@ -231,6 +231,64 @@ pub enum StreamError {
         /// Each damaged checkpoint: its epoch and why.
         damaged: Vec<String>,
     },
+    /// The Kafka client failed (metadata, watermarks, fetch, commit).
+    #[error("{what}: {source}")]
+    Kafka {
+        /// What was being done, naming the topic and partition when there is one.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// Kafka did not deliver what was asked within the limit.
+    #[error("{what}: not done within {after:?} ({detail})")]
+    KafkaTimeout {
+        /// What was being done.
+        what: String,
+        /// The limit.
+        after: Duration,
+        /// What was known when time ran out (progress, watermarks, last client error).
+        detail: String,
+    },
+    /// Records of an offset range are no longer in the log: retention (or a
+    /// delete-records request) removed them before the range was read.
+    #[error("offset range {range} is gone from the log, which now starts at offset {log_start}")]
+    KafkaRangeGone {
+        /// The range that cannot be read.
+        range: crate::kafka::OffsetRange,
+        /// The partition's first offset now (its low watermark).
+        log_start: i64,
+    },
+    /// A topic cannot be read: it does not exist, or the broker refuses it.
+    #[error("topic {topic} cannot be used: {reason}")]
+    KafkaTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's reason.
+        reason: String,
+    },
+    /// What the broker reports contradicts the offsets the stream holds: a
+    /// partition vanished, or the stream is past the log's end (the topic was
+    /// recreated, or the log truncated).
+    #[error("topic {topic} partition {partition}: {reason}")]
+    KafkaOffsets {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A reliable Kafka source was asked to commit a block before an older,
+    /// uncommitted block: committing it would acknowledge records that may not
+    /// be stored.
+    #[error("block {block} committed before block {oldest}, which is not committed yet")]
+    KafkaCommitOrder {
+        /// The block the caller tried to commit.
+        block: u64,
+        /// The oldest block not committed yet.
+        oldest: u64,
+    },
 }
 
 /// `a; b; c` for error messages.

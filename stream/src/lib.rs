@@ -14,6 +14,7 @@ pub mod driver;
 mod error;
 pub mod graph;
 pub mod handler;
+pub mod kafka;
 pub mod receiver;
 pub mod records;
 pub mod rpc;
