@@ -7,9 +7,11 @@
 //!    was allocated before, as after a restart);
 //! 2. each output runs as one task on an executor, reading its stream's
 //!    blocks of `t` ([`crate::scheduler::run_task_set`]: retries, speculation);
-//! 3. once every output succeeded, batches older than `remember` batches are
-//!    cleaned: the tracker forgets them and their blocks are removed from
-//!    every executor (through the block store's master, hosted here).
+//! 3. once every output succeeded, the [`BatchListener`] hears of it (the
+//!    checkpointer records the batch as completed), and only then are batches
+//!    older than `remember` batches cleaned: the tracker forgets them and their
+//!    blocks are removed from every executor (through the block store's
+//!    master, hosted here).
 //!
 //! A batch whose output failed for good stops the driver with the error:
 //! nothing after it runs, so outputs never run ahead of a failed batch.
@@ -63,6 +65,30 @@ pub struct BatchReport {
     pub scheduling_delay: Duration,
     /// From the start of its processing to its end.
     pub processing_time: Duration,
+}
+
+/// Hears of each batch: when it is allocated, and when its outputs all
+/// succeeded. An error from either stops the driver (a checkpoint that cannot
+/// be written must not be run past).
+pub trait BatchListener {
+    /// Batch `time` has its blocks; its outputs are about to run.
+    fn allocated(&mut self, time: BatchTime) -> Result<(), StreamError>;
+    /// Every output of the batch succeeded.
+    fn completed(&mut self, report: &BatchReport) -> Result<(), StreamError>;
+}
+
+/// A listener that only logs each batch.
+pub struct LogBatches;
+
+impl BatchListener for LogBatches {
+    fn allocated(&mut self, _time: BatchTime) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn completed(&mut self, r: &BatchReport) -> Result<(), StreamError> {
+        tracing::info!(time = r.time.0, records = r.records, "batch done");
+        Ok(())
+    }
 }
 
 /// The driver's answers to executors: block reports to the tracker, receivers to executors.
@@ -159,20 +185,21 @@ impl Driver {
         self.conf.batch_interval.as_millis() as u64
     }
 
-    /// Runs batches from the first batch time after now until `stop` is set,
-    /// then stops gracefully (see [`Driver::drain`]); `on_batch` hears of each batch.
+    /// Runs batches from `first` (default: the first batch time after now)
+    /// until `stop` is set, then stops gracefully (see [`Driver::drain`]).
     pub fn run(
         &self,
         stop: &AtomicBool,
-        mut on_batch: impl FnMut(&BatchReport),
+        first: Option<BatchTime>,
+        listener: &mut dyn BatchListener,
     ) -> Result<(), StreamError> {
-        let mut next = next_batch_time(now_ms(), self.interval_ms());
+        let mut next = first.map_or_else(|| next_batch_time(now_ms(), self.interval_ms()), |t| t.0);
         loop {
             self.send_receiver_orders();
             if wait_until(next, stop) {
-                return self.drain(&mut on_batch);
+                return self.drain(listener);
             }
-            on_batch(&self.run_batch(BatchTime(next))?);
+            self.run_batch(BatchTime(next), listener)?;
             next += self.interval_ms();
         }
     }
@@ -181,18 +208,18 @@ impl Driver {
     pub fn run_times(
         &self,
         times: &[BatchTime],
-        mut on_batch: impl FnMut(&BatchReport),
+        listener: &mut dyn BatchListener,
     ) -> Result<(), StreamError> {
         for &t in times {
             self.send_receiver_orders();
-            on_batch(&self.run_batch(t)?);
+            self.run_batch(t, listener)?;
         }
         Ok(())
     }
 
     /// Graceful stop: stops every receiver (each pushes what it buffered), then
     /// runs batches until every logged block was processed.
-    pub fn drain(&self, on_batch: &mut impl FnMut(&BatchReport)) -> Result<(), StreamError> {
+    pub fn drain(&self, listener: &mut dyn BatchListener) -> Result<(), StreamError> {
         for (executor, stream_id) in self.events.placement.running() {
             let _ = self
                 .hub
@@ -204,7 +231,8 @@ impl Driver {
         }
         let mut t = next_batch_time(now_ms(), self.interval_ms());
         loop {
-            on_batch(&self.run_batch(BatchTime(t))?);
+            wait_until(t, &AtomicBool::new(false));
+            self.run_batch(BatchTime(t), listener)?;
             if !self.tracker.has_unallocated_blocks() {
                 return Ok(());
             }
@@ -226,10 +254,15 @@ impl Driver {
     }
 
     /// Runs batch `time` (see the module docs).
-    pub fn run_batch(&self, time: BatchTime) -> Result<BatchReport, StreamError> {
+    pub fn run_batch(
+        &self,
+        time: BatchTime,
+        listener: &mut dyn BatchListener,
+    ) -> Result<BatchReport, StreamError> {
         let started = Instant::now();
         let scheduling_delay = Duration::from_millis(now_ms().saturating_sub(time.0));
         self.tracker.allocate_blocks_to_batch(time)?;
+        listener.allocated(time)?;
         let mut records = 0u64;
         for output in self.graph.outputs() {
             let blocks = self.tracker.blocks_of_batch_and_stream(time, output.input);
@@ -241,13 +274,15 @@ impl Driver {
             let outs = run_task_set(&*self.hub, vec![spec.encode()], &self.conf.scheduler)?;
             records += outs.iter().map(count_of).sum::<u64>();
         }
-        self.clean_before(time)?;
-        Ok(BatchReport {
+        let report = BatchReport {
             time,
             records,
             scheduling_delay,
             processing_time: started.elapsed(),
-        })
+        };
+        listener.completed(&report)?;
+        self.clean_before(time)?;
+        Ok(report)
     }
 
     fn clean_before(&self, time: BatchTime) -> Result<(), StreamError> {
