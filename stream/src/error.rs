@@ -75,6 +75,16 @@ pub enum StreamError {
         #[source]
         source: std::io::Error,
     },
+    /// A receiver launch handed out every block id its epoch allows.
+    #[error(
+        "block ids of stream {stream_id} in epoch {epoch} are used up; relaunch with a new epoch"
+    )]
+    BlockIdsExhausted {
+        /// The stream.
+        stream_id: u32,
+        /// The launch epoch.
+        epoch: u32,
+    },
 }
 
 impl StreamError {
