@@ -289,6 +289,16 @@ pub enum StreamError {
         /// The oldest block not committed yet.
         oldest: u64,
     },
+    /// A receiver launch handed out every block id its epoch allows.
+    #[error(
+        "block ids of stream {stream_id} in epoch {epoch} are used up; relaunch with a new epoch"
+    )]
+    BlockIdsExhausted {
+        /// The stream.
+        stream_id: u32,
+        /// The launch epoch.
+        epoch: u32,
+    },
 }
 
 /// `a; b; c` for error messages.
