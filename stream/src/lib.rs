@@ -10,13 +10,17 @@
 
 pub mod block;
 pub mod checkpoint;
+pub mod conf;
+pub mod context;
 pub mod driver;
 mod error;
+pub mod executor;
 pub mod graph;
 pub mod handler;
 pub mod kafka;
 pub mod receiver;
 pub mod records;
+pub mod recoverable_count;
 pub mod rpc;
 pub mod scheduler;
 pub mod supervisor;
@@ -25,4 +29,6 @@ pub mod tracker;
 pub mod wire;
 
 pub use block::{BatchTime, ReceivedBlockInfo, StreamBlockId, WalHandle};
+pub use conf::StreamConf;
+pub use context::StreamingContext;
 pub use error::StreamError;

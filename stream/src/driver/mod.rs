@@ -98,7 +98,8 @@ pub struct DriverEvents {
 }
 
 impl DriverEvents {
-    /// Events for a graph's receivers, logged by `tracker`.
+    /// Events for a graph's receivers, logged by `tracker`. New receiver
+    /// epochs start above every epoch of a block the tracker still holds.
     pub fn new(graph: &StreamGraph, tracker: Arc<ReceivedBlockTracker>) -> Arc<DriverEvents> {
         let streams = graph
             .inputs()
@@ -106,9 +107,10 @@ impl DriverEvents {
             .filter(|i| i.kind.has_receiver())
             .map(|i| i.id)
             .collect();
+        let floor = highest_tracked_epoch(&tracker);
         Arc::new(DriverEvents {
             tracker,
-            placement: Placement::new(streams),
+            placement: Placement::new(streams, floor),
         })
     }
 
@@ -295,6 +297,18 @@ impl Driver {
         }
         Ok(())
     }
+}
+
+/// The highest receiver epoch among the blocks `tracker` holds (0 if none).
+fn highest_tracked_epoch(tracker: &ReceivedBlockTracker) -> u32 {
+    let snap = tracker.snapshot();
+    let waiting = snap.unallocated.values().flatten();
+    let allocated = snap.batches.values().flat_map(|b| b.values().flatten());
+    waiting
+        .chain(allocated)
+        .map(|info| crate::receiver::ids::BlockIds::epoch_of(info.block))
+        .max()
+        .unwrap_or(0)
 }
 
 /// A task's output is its record count in decimal.

@@ -4,16 +4,22 @@
 //! receiver is restarted on another executor).
 //!
 //! Placing a receiver yields an order ([`StartOrder`]) the driver sends; each
-//! order carries a new epoch, unique for the stream across restarts of the
-//! receiver and of the driver (seconds since the Unix epoch, raised past every
-//! epoch handed out before), so block ids never repeat.
+//! order carries a new epoch (the high bits of its block ids, see
+//! [`crate::receiver::ids`]): minutes since 2026-01-01 (24 bits last until
+//! 2057), raised past the `floor` the driver recovered (the highest epoch of
+//! any block its tracker still holds) and past every epoch handed out in this
+//! process, so a block id the driver still tracks is never handed out again.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
+use crate::receiver::ids::MAX_EPOCH;
 use crate::scheduler::ExecutorId;
+
+/// 2026-01-01T00:00:00Z in Unix seconds: epochs count minutes from here.
+const EPOCH_BASE_SECS: u64 = 1_767_225_600;
 
 /// An order to start a receiver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,10 +51,13 @@ pub struct Placement {
 
 impl Placement {
     /// Receivers for `streams`, none placed yet.
-    pub fn new(streams: Vec<u32>) -> Placement {
+    /// Every epoch handed out will be above `floor` (the highest epoch of a
+    /// block still tracked).
+    pub fn new(streams: Vec<u32>, floor: u32) -> Placement {
         Placement {
             state: Mutex::new(State {
                 unplaced: streams.clone(),
+                last_epoch: floor,
                 ..State::default()
             }),
             streams,
@@ -143,8 +152,8 @@ fn next_epoch(st: &mut State) -> u32 {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let now = u32::try_from(secs).unwrap_or(u32::MAX);
-    st.last_epoch = now.max(st.last_epoch.saturating_add(1));
+    let minutes = u32::try_from(secs.saturating_sub(EPOCH_BASE_SECS) / 60).unwrap_or(u32::MAX);
+    st.last_epoch = minutes.max(st.last_epoch.saturating_add(1)).min(MAX_EPOCH);
     st.last_epoch
 }
 
@@ -154,7 +163,7 @@ mod tests {
 
     #[test]
     fn receivers_spread_and_move_off_a_lost_executor_with_new_epochs() {
-        let p = Placement::new(vec![0, 1, 2]);
+        let p = Placement::new(vec![0, 1, 2], 0);
         assert!(p.take_orders().is_empty(), "nothing to place on");
         p.executor_joined(7);
         p.executor_joined(8);
@@ -188,8 +197,19 @@ mod tests {
     }
 
     #[test]
+    fn epochs_fit_block_ids_and_start_above_the_recovered_floor() {
+        let p = Placement::new(vec![0], MAX_EPOCH - 5);
+        p.executor_joined(1);
+        assert_eq!(p.take_orders()[0].epoch, MAX_EPOCH - 4);
+        let p = Placement::new(vec![0], 0);
+        p.executor_joined(1);
+        let now = p.take_orders()[0].epoch;
+        assert!(now > 0 && now <= MAX_EPOCH, "{now}");
+    }
+
+    #[test]
     fn stopped_receivers_are_not_placed_again() {
-        let p = Placement::new(vec![0]);
+        let p = Placement::new(vec![0], 0);
         p.executor_joined(1);
         assert_eq!(p.take_orders().len(), 1);
         p.receiver_stopped(0);
