@@ -32,3 +32,9 @@ pub use block::{BatchTime, ReceivedBlockInfo, StreamBlockId, WalHandle};
 pub use conf::StreamConf;
 pub use context::StreamingContext;
 pub use error::StreamError;
+
+/// The README's code blocks, compiled and run as doc tests (here, the crate
+/// that depends on every crate they use).
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -53,8 +53,3 @@ pub use options::{
 pub use reader::{Record, WalIter};
 pub use recovery::{Damage, DamageKind, RecoveryReport};
 pub use wal::Wal;
-
-/// The README's code blocks, compiled and run as doc tests.
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
