@@ -25,6 +25,7 @@ use crate::handler::{
     BlockStoreHandler, DEFAULT_STORE_TIMEOUT, ReceivedBlockHandler, WalBlockHandler,
     level_with_wal, receiver_wal_dir,
 };
+use crate::kafka::{KafkaClientConf, KafkaReceiver, SourceConf, StartingOffsets};
 use crate::receiver::{
     BlockReporter, ReceiverEvent, ReceiverSupervisor, SupervisorConfig, TcpLineConfig,
     TcpLineReceiver,
@@ -131,6 +132,12 @@ impl ExecutorRuntime {
                 let receiver = TcpLineReceiver::new(TcpLineConfig::new(addr.clone()));
                 ReceiverSupervisor::start(receiver, config, handler, reporter)
             }
+            InputKind::KafkaReceiver { bootstrap, topic } => ReceiverSupervisor::start(
+                kafka_receiver(bootstrap, topic),
+                config,
+                handler,
+                reporter,
+            ),
             other => Err(StreamError::InvalidGraph(format!(
                 "{} has no receiver in this build",
                 other.stable_name()
@@ -206,6 +213,25 @@ impl ExecutorHandler for ExecutorRuntime {
         self.shutdown.store(true, Ordering::Release);
         self.stop_receivers();
     }
+}
+
+/// The reliable receiver of `topic`, in group `tidemark-<topic>`, from the
+/// earliest offset when the group has none. A short session, so that the
+/// partitions of a member whose executor died move within seconds.
+fn kafka_receiver(bootstrap: &str, topic: &str) -> KafkaReceiver {
+    let mut client = KafkaClientConf::new(bootstrap);
+    client
+        .properties
+        .insert("session.timeout.ms".into(), "6000".into());
+    client
+        .properties
+        .insert("heartbeat.interval.ms".into(), "1000".into());
+    let source = SourceConf {
+        topic: topic.to_string(),
+        group_id: format!("tidemark-{topic}"),
+        starting: StartingOffsets::Earliest,
+    };
+    KafkaReceiver::new(client, source)
 }
 
 /// Reports a receiver's blocks and events to the driver.

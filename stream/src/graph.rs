@@ -157,6 +157,16 @@ impl GraphBuilder {
         .map(|raw| String::from_utf8_lossy(&raw).into_owned())
     }
 
+    /// The values of Kafka topic `topic` on the brokers at `bootstrap`, through
+    /// a reliable receiver (its consumer group's offsets are committed only
+    /// after each block is stored).
+    pub fn kafka_stream(&self, bootstrap: &str, topic: &str) -> DStream<Bytes> {
+        self.input(InputKind::KafkaReceiver {
+            bootstrap: bootstrap.to_string(),
+            topic: topic.to_string(),
+        })
+    }
+
     /// The finished graph; an error if the build asked for something impossible.
     pub fn build(self) -> Result<StreamGraph, StreamError> {
         let st = std::mem::take(&mut *self.state.lock());

@@ -257,6 +257,7 @@ pub fn read_block(
     let (Some(handle), Some(root)) = (info.wal, wal_root) else {
         return Err(StreamError::BlockLost(info.block));
     };
+    tracing::info!(block = %info.block, lsn = handle.lsn, "block store lost the block; reading it from the receiver WAL");
     let dir = receiver_wal_dir(root, handle.stream_id);
     let wal = Wal::open_read_only(&dir, receiver_wal_options()).map_err(StreamError::wal(
         "open the receiver WAL to read a lost block",

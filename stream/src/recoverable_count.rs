@@ -6,8 +6,9 @@
 //! driver prints one line per batch:
 //! `batch <time ms> records=<n> delay_ms=<d> processing_ms=<p>`.
 //!
-//! Arguments (besides [`StreamConf`]'s): `--source tcp://HOST:PORT` and
-//! `--out DIR`; the run directory (pids.json) defaults to `DIR`.
+//! Arguments (besides [`StreamConf`]'s): `--source tcp://HOST:PORT` (lines,
+//! unreliable receiver) or `kafka://HOST:PORT/TOPIC` (values, reliable
+//! receiver), and `--out DIR`; the run directory (pids.json) defaults to `DIR`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,20 +22,20 @@ use crate::error::StreamError;
 pub fn run(mut conf: StreamConf) -> Result<(), StreamError> {
     let source = required(&conf, "source")?;
     let out = PathBuf::from(required(&conf, "out")?);
-    let addr = source
-        .strip_prefix("tcp://")
-        .ok_or_else(|| StreamError::InvalidSetting {
-            name: "source",
-            reason: format!("{source}: this build reads tcp://HOST:PORT sources (Kafka sources are not wired in yet)"),
-        })?
-        .to_string();
+    let input = Source::parse(&source, conf.arg("direct").is_some())?;
     if conf.run_dir.is_none() {
         conf.run_dir = Some(out.clone());
     }
     std::fs::create_dir_all(&out).map_err(StreamError::io(format!("create {}", out.display())))?;
     let ctx = StreamingContext::get_or_create(conf, |g| {
         let out = out.clone();
-        g.socket_text_stream(&addr)
+        let lines = match &input {
+            Source::Tcp(addr) => g.socket_text_stream(addr),
+            Source::Kafka { bootstrap, topic } => g
+                .kafka_stream(bootstrap, topic)
+                .map(|v| String::from_utf8_lossy(&v).into_owned()),
+        };
+        lines
             .map(|line: String| line.split_whitespace().next().unwrap_or("").to_string())
             .filter(|id| !id.is_empty())
             .foreach_batch("ids", move |batch| {
@@ -52,6 +53,45 @@ pub fn run(mut conf: StreamConf) -> Result<(), StreamError> {
         );
         Ok(())
     })
+}
+
+/// Where the records come from.
+enum Source {
+    /// `tcp://HOST:PORT`: lines through an unreliable receiver.
+    Tcp(String),
+    /// `kafka://HOST:PORT/TOPIC`: values through the reliable receiver.
+    Kafka { bootstrap: String, topic: String },
+}
+
+impl Source {
+    fn parse(source: &str, direct: bool) -> Result<Source, StreamError> {
+        let bad = |reason: String| StreamError::InvalidSetting {
+            name: "source",
+            reason,
+        };
+        if let Some(addr) = source.strip_prefix("tcp://") {
+            return Ok(Source::Tcp(addr.to_string()));
+        }
+        let Some(rest) = source.strip_prefix("kafka://") else {
+            return Err(bad(format!(
+                "{source}: expected tcp://HOST:PORT or kafka://HOST:PORT/TOPIC"
+            )));
+        };
+        if direct {
+            return Err(bad(
+                "--direct: the direct Kafka stream is not wired into the driver yet".into(),
+            ));
+        }
+        match rest.split_once('/') {
+            Some((bootstrap, topic)) if !bootstrap.is_empty() && !topic.is_empty() => {
+                Ok(Source::Kafka {
+                    bootstrap: bootstrap.to_string(),
+                    topic: topic.to_string(),
+                })
+            }
+            _ => Err(bad(format!("{source}: expected kafka://HOST:PORT/TOPIC"))),
+        }
+    }
 }
 
 fn required(conf: &StreamConf, name: &'static str) -> Result<String, StreamError> {

@@ -268,6 +268,7 @@ impl Driver {
         let mut records = 0u64;
         for output in self.graph.outputs() {
             let blocks = self.tracker.blocks_of_batch_and_stream(time, output.input);
+            tracing::debug!(time = time.0, output = %output.name, blocks = blocks.len(), "running an output");
             let spec = TaskSpec {
                 output: output.name.clone(),
                 batch: time,

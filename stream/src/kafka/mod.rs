@@ -27,6 +27,7 @@ mod log_bounds;
 mod offset_range;
 mod plan;
 mod reader;
+mod receiver;
 mod record;
 
 pub use block_source::{KafkaBlock, KafkaBlockSource, SourceConf};
@@ -42,4 +43,5 @@ pub use plan::{
     BatchPlan, StartingOffsets, max_records_per_partition, plan_ranges, starting_offsets,
 };
 pub use reader::{DEFAULT_READ_TIMEOUT, READER_GROUP, RangeRead, RangeReader};
+pub use receiver::KafkaReceiver;
 pub use record::{KafkaRecord, MalformedRecord};
