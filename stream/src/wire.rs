@@ -84,14 +84,38 @@ impl<'a> Decoder<'a> {
             .filter(|&e| e <= self.buf.len())
             .ok_or_else(|| {
                 DecodeError(format!(
-                    "{what}: needs {n} bytes at offset {}, {} left",
+                    "{what} is cut off at byte {} ({n} bytes needed, {} left)",
                     self.at,
-                    self.buf.len() - self.at
+                    self.remaining()
                 ))
             })?;
         let out = &self.buf[self.at..end];
         self.at = end;
         Ok(out)
+    }
+
+    /// Where the next read starts.
+    pub fn position(&self) -> usize {
+        self.at
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.at
+    }
+
+    /// A `u32` count of entries of at least `min_len` bytes each, refused when
+    /// the bytes left cannot hold them (so a lying count never sizes an allocation).
+    pub fn count(&mut self, what: &str, min_len: usize) -> Result<usize, DecodeError> {
+        let at = self.at;
+        let count = self.u32(what)? as usize;
+        if count.saturating_mul(min_len) > self.remaining() {
+            return Err(DecodeError(format!(
+                "{what} at byte {at} claims {count} entries, more than the {} bytes left can hold",
+                self.remaining()
+            )));
+        }
+        Ok(count)
     }
 
     /// One byte.

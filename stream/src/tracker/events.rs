@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use crate::block::{BatchTime, ReceivedBlockInfo, StreamBlockId, WalHandle};
 use crate::error::StreamError;
+use crate::wire::{DecodeError, Decoder};
 
 /// The format version this build writes and reads.
 pub const EVENT_FORMAT_VERSION: u8 = 1;
@@ -88,10 +89,12 @@ impl TrackerEvent {
     /// Decodes the record at `lsn`. Damage, a newer format or trailing bytes give
     /// [`StreamError::BadRecord`] naming the LSN, never a panic.
     pub fn decode(bytes: &[u8], lsn: u64) -> Result<TrackerEvent, StreamError> {
-        decode_event(&mut Reader { bytes, at: 0 }).map_err(|reason| StreamError::BadRecord {
-            what: "tracker",
-            lsn,
-            reason,
+        decode_event(&mut Decoder::new(bytes)).map_err(|DecodeError(reason)| {
+            StreamError::BadRecord {
+                what: "tracker",
+                lsn,
+                reason,
+            }
         })
     }
 }
@@ -122,12 +125,12 @@ fn put_block(out: &mut Vec<u8>, info: &ReceivedBlockInfo) {
     }
 }
 
-fn decode_event(r: &mut Reader<'_>) -> Result<TrackerEvent, String> {
+fn decode_event(r: &mut Decoder<'_>) -> Result<TrackerEvent, DecodeError> {
     let version = r.u8("the format version")?;
     if version != EVENT_FORMAT_VERSION {
-        return Err(format!(
+        return Err(DecodeError(format!(
             "format version {version} is not one this build reads (it reads {EVENT_FORMAT_VERSION})"
-        ));
+        )));
     }
     let event = match r.u8("the event kind")? {
         KIND_BLOCK_ADDED => TrackerEvent::BlockAdded(get_block(r)?),
@@ -135,19 +138,19 @@ fn decode_event(r: &mut Reader<'_>) -> Result<TrackerEvent, String> {
         KIND_BATCHES_CLEANED => TrackerEvent::BatchesCleaned {
             threshold: BatchTime(r.u64("the cleanup threshold")?),
         },
-        kind => return Err(format!("unknown event kind {kind}")),
+        kind => return Err(DecodeError(format!("unknown event kind {kind}"))),
     };
     if r.remaining() != 0 {
-        return Err(format!(
+        return Err(DecodeError(format!(
             "{} trailing bytes after the event at byte {}",
             r.remaining(),
-            r.at
-        ));
+            r.position()
+        )));
     }
     Ok(event)
 }
 
-fn get_allocation(r: &mut Reader<'_>) -> Result<TrackerEvent, String> {
+fn get_allocation(r: &mut Decoder<'_>) -> Result<TrackerEvent, DecodeError> {
     let time = BatchTime(r.u64("the batch time")?);
     let streams = r.count("the stream count", MIN_STREAM_LEN)?;
     let mut blocks = BTreeMap::new();
@@ -155,11 +158,11 @@ fn get_allocation(r: &mut Reader<'_>) -> Result<TrackerEvent, String> {
     for _ in 0..streams {
         let stream_id = r.u32("a stream id")?;
         if previous.is_some_and(|p| p >= stream_id) {
-            return Err(format!(
+            return Err(DecodeError(format!(
                 "stream {stream_id} at byte {} does not follow stream {} in order",
-                r.at - 4,
+                r.position() - 4,
                 previous.unwrap_or_default()
-            ));
+            )));
         }
         previous = Some(stream_id);
         let count = r.count("a block count", MIN_BLOCK_LEN)?;
@@ -167,10 +170,10 @@ fn get_allocation(r: &mut Reader<'_>) -> Result<TrackerEvent, String> {
         for _ in 0..count {
             let info = get_block(r)?;
             if info.block.stream_id != stream_id {
-                return Err(format!(
+                return Err(DecodeError(format!(
                     "block {} is listed under stream {stream_id}",
                     info.block
-                ));
+                )));
             }
             list.push(info);
         }
@@ -179,17 +182,17 @@ fn get_allocation(r: &mut Reader<'_>) -> Result<TrackerEvent, String> {
     Ok(TrackerEvent::BatchAllocated { time, blocks })
 }
 
-fn get_block(r: &mut Reader<'_>) -> Result<ReceivedBlockInfo, String> {
+fn get_block(r: &mut Decoder<'_>) -> Result<ReceivedBlockInfo, DecodeError> {
     let block = StreamBlockId {
         stream_id: r.u32("a block's stream id")?,
         unique_id: r.u64("a block's unique id")?,
     };
     let flags = r.u8("a block's flags")?;
     if flags & !(FLAG_NUM_RECORDS | FLAG_WAL) != 0 {
-        return Err(format!(
+        return Err(DecodeError(format!(
             "block {block} has unknown flags {flags:#04x} at byte {}",
-            r.at - 1
-        ));
+            r.position() - 1
+        )));
     }
     let num_records = if flags & FLAG_NUM_RECORDS != 0 {
         Some(r.u64("a block's record count")?)
@@ -209,59 +212,6 @@ fn get_block(r: &mut Reader<'_>) -> Result<ReceivedBlockInfo, String> {
         num_records,
         wal,
     })
-}
-
-/// Reads little-endian fields off a record, naming what was cut off and where.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.at
-    }
-
-    fn take<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
-        let field = self
-            .bytes
-            .get(self.at..)
-            .and_then(|rest| rest.first_chunk::<N>())
-            .ok_or_else(|| {
-                format!(
-                    "{what} is cut off at byte {} ({N} bytes needed, {} left)",
-                    self.at,
-                    self.remaining()
-                )
-            })?;
-        self.at += N;
-        Ok(*field)
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8, String> {
-        self.take::<1>(what).map(|[b]| b)
-    }
-
-    fn u32(&mut self, what: &str) -> Result<u32, String> {
-        self.take(what).map(u32::from_le_bytes)
-    }
-
-    fn u64(&mut self, what: &str) -> Result<u64, String> {
-        self.take(what).map(u64::from_le_bytes)
-    }
-
-    /// A count of entries of at least `min_len` bytes each, checked against the bytes left.
-    fn count(&mut self, what: &str, min_len: usize) -> Result<usize, String> {
-        let at = self.at;
-        let count = self.u32(what)? as usize;
-        if count.saturating_mul(min_len) > self.remaining() {
-            return Err(format!(
-                "{what} at byte {at} claims {count} entries, more than the {} bytes left can hold",
-                self.remaining()
-            ));
-        }
-        Ok(count)
-    }
 }
 
 #[cfg(test)]
