@@ -115,23 +115,12 @@ fn removing_blocks_lets_the_receiver_wal_drop_what_no_batch_needs() {
                 .expect("store")
         })
         .collect();
-    let segments = || {
-        std::fs::read_dir(&dir)
-            .expect("list")
-            .filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "wal"))
-            })
-            .count()
-    };
-    let before = segments();
     handler.remove_blocks(&infos[..390]).expect("remove");
     assert!(
         bm.get_bytes(&infos[0].block.block_id())
             .expect("get")
             .is_none()
     );
-    assert!(segments() <= before, "retention never adds segments");
     drop(handler);
     // What is still live reads back from the WAL; what was removed is gone from it.
     for info in &infos[390..] {
